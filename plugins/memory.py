@@ -1,0 +1,104 @@
+"""The ``memory`` backends: audits and blobs in this process's memory, safe across threads.
+
+Nothing survives the process; in a deployment with several processes each has its own copy.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import veritas_store as vs
+
+
+class MemoryAuditStore:
+    def __init__(self) -> None:
+        self._audits: dict[str, vs.Audit] = {}
+        self._lock = threading.Lock()
+
+    def create(self, audit: vs.Audit) -> None:
+        vs.validate_audit_id(audit.id)
+        with self._lock:
+            if audit.id in self._audits:
+                raise vs.AuditExists(f"audit {audit.id!r} already exists")
+            self._audits[audit.id] = audit
+
+    def get(self, audit_id: str) -> vs.Audit | None:
+        vs.validate_audit_id(audit_id)
+        return self._audits.get(audit_id)  # records are immutable: no copy needed
+
+    def update(self, audit: vs.Audit) -> None:
+        vs.validate_audit_id(audit.id)
+        with self._lock:
+            if audit.id not in self._audits:
+                raise vs.AuditNotFound(f"audit {audit.id!r} not found")
+            self._audits[audit.id] = audit
+
+    def delete(self, audit_id: str) -> bool:
+        vs.validate_audit_id(audit_id)
+        with self._lock:
+            return self._audits.pop(audit_id, None) is not None
+
+    def list(
+        self,
+        status: vs.AuditStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> vs.AuditPage:
+        with self._lock:
+            snapshot = list(self._audits.values())
+        return vs.paginate(snapshot, status=status, limit=limit, cursor=cursor)
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryBlobStore:
+    def __init__(self) -> None:
+        self._blobs: dict[str, tuple[bytes, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> vs.BlobInfo:
+        vs.validate_blob_key(key)
+        data = bytes(data)
+        with self._lock:
+            self._blobs[key] = (data, content_type)
+        return vs.BlobInfo.of(key, data, content_type)
+
+    def get(self, key: str) -> bytes:
+        vs.validate_blob_key(key)
+        try:
+            return self._blobs[key][0]
+        except KeyError:
+            raise vs.BlobNotFound(f"blob {key!r} not found") from None
+
+    def exists(self, key: str) -> bool:
+        vs.validate_blob_key(key)
+        return key in self._blobs
+
+    def delete(self, key: str) -> bool:
+        vs.validate_blob_key(key)
+        with self._lock:
+            return self._blobs.pop(key, None) is not None
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        vs.validate_blob_prefix(prefix)
+        with self._lock:
+            keys = sorted(k for k in self._blobs if k.startswith(prefix))
+        return iter(keys)
+
+    def url(self, key: str, expires: int = 3600) -> str:
+        raise NotImplementedError("the memory blob backend cannot make URLs")
+
+    def close(self) -> None:
+        pass
+
+
+@vs.hookimpl
+def register_audit_backends(register):  # type: ignore[no-untyped-def]
+    register("memory", MemoryAuditStore, description="audits in process memory (not persistent)")
+
+
+@vs.hookimpl
+def register_blob_backends(register):  # type: ignore[no-untyped-def]
+    register("memory", MemoryBlobStore, description="blobs in process memory (not persistent)")

@@ -1,0 +1,79 @@
+"""veritas-store: pluggable storage for website-audit records and their screenshots.
+
+Everything a user or a plugin author needs is exported here; nothing else is public API
+(besides ``veritas_store.aio`` and ``veritas_store.testing``).
+"""
+
+from .errors import (
+    AuditExists,
+    AuditNotFound,
+    BackendUnavailable,
+    BlobNotFound,
+    ConfigError,
+    InvalidCursor,
+    InvalidImage,
+    InvalidKey,
+    InvalidRecord,
+    NotAttempted,
+    PluginError,
+    VeritasStoreError,
+    WriteError,
+)
+from .hookspecs import hookimpl
+from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
+from .model import (
+    Audit,
+    AuditPage,
+    AuditStatus,
+    BlobInfo,
+    Finding,
+    Screenshot,
+    decode_cursor,
+    encode_cursor,
+    paginate,
+    utcnow,
+)
+from .protocols import AuditStore, BlobStore
+
+__all__ = [
+    "Audit",
+    "AuditExists",
+    "AuditNotFound",
+    "AuditPage",
+    "AuditRecorder",
+    "AuditStatus",
+    "AuditStore",
+    "BackendUnavailable",
+    "BlobInfo",
+    "BlobNotFound",
+    "BlobStore",
+    "ConfigError",
+    "Finding",
+    "InvalidCursor",
+    "InvalidImage",
+    "InvalidKey",
+    "InvalidRecord",
+    "NotAttempted",
+    "PluginError",
+    "Screenshot",
+    "ScreenshotStorage",
+    "Stores",
+    "VeritasStoreError",
+    "WriteError",
+    "decode_cursor",
+    "encode_cursor",
+    "hookimpl",
+    "open_stores",
+    "paginate",
+    "utcnow",
+    "validate_audit_id",
+    "validate_blob_key",
+    "validate_blob_prefix",
+]
+
+__version__ = "0.1.0"
+
+# Imported last: these build on the names above.
+from .screenshots import ScreenshotStorage  # noqa: E402
+from .stores import Stores, open_stores  # noqa: E402
+from .recorder import AuditRecorder  # noqa: E402

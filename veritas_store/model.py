@@ -1,0 +1,378 @@
+"""The data model: frozen attrs classes, validated where they are built.
+
+Stores never change a record, so everything a backend must preserve is decided here: datetimes
+are timezone-aware and normalised to UTC, numbers are finite floats, dict fields hold only JSON
+values, text holds no NUL (PostgreSQL cannot store it). Change a record with ``attrs.evolve``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import math
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from .errors import InvalidCursor
+from .keys import validate_audit_id, validate_blob_key
+
+MAX_INT = 2**31 - 1  # INTEGER on every SQL dialect we support
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ERROR = "error"
+
+
+# --- converters and validators (each names the field it rejects) -------------------------
+
+
+def _where(instance_or_cls: object, field: attrs.Attribute[Any]) -> str:
+    cls = instance_or_cls if isinstance(instance_or_cls, type) else type(instance_or_cls)
+    return f"{cls.__name__}.{field.name}"
+
+
+def _to_utc(value: Any, self: Any, field: attrs.Attribute[Any]) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{_where(self, field)} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{_where(self, field)} must be timezone-aware (got naive {value.isoformat()}); "
+            "use datetime.now(timezone.utc) or attach a tzinfo"
+        )
+    return value.astimezone(UTC)
+
+
+def _to_utc_required(value: Any, self: Any, field: attrs.Attribute[Any]) -> datetime:
+    if value is None:
+        raise TypeError(f"{_where(self, field)} must be a datetime, not None")
+    return _to_utc(value, self, field)  # type: ignore[return-value]
+
+
+def _to_float(value: Any, self: Any, field: attrs.Attribute[Any]) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{_where(self, field)} must be a number, got {type(value).__name__} {value!r}"
+        )
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{_where(self, field)} must be a finite number, got {value!r}")
+    return result
+
+
+def _to_float_required(value: Any, self: Any, field: attrs.Attribute[Any]) -> float:
+    if value is None:
+        raise TypeError(f"{_where(self, field)} must be a number, not None")
+    return _to_float(value, self, field)  # type: ignore[return-value]
+
+
+def _to_tuple(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, str | bytes | Mapping):
+        raise TypeError(f"expected a sequence, got {type(value).__name__}")
+    return tuple(value)
+
+
+def _to_status(value: Any) -> AuditStatus:
+    try:
+        return AuditStatus(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in AuditStatus)
+        raise ValueError(f"status must be one of {allowed}, got {value!r}") from None
+
+
+def _text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{_where(instance, field)} must be a str, got {type(value).__name__}")
+    if "\x00" in value:
+        raise ValueError(f"{_where(instance, field)} must not contain NUL characters")
+
+
+def _optional_text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _text(instance, field, value)
+
+
+def _count(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{_where(instance, field)} must be an int, got {type(value).__name__}")
+    if not 0 <= value <= MAX_INT:
+        raise ValueError(f"{_where(instance, field)} must be between 0 and {MAX_INT}")
+
+
+def _optional_count(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        _count(instance, field, value)
+
+
+def _check_json(value: Any, path: str) -> None:
+    if value is None or isinstance(value, bool | int | str):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{path} must not contain NUL characters")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path} must be a finite number, got {value!r}")
+        return
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or "\x00" in key:
+                raise TypeError(f"{path} keys must be str without NUL, got {key!r}")
+            _check_json(item, f"{path}[{key!r}]")
+        return
+    raise TypeError(
+        f"{path} must hold only JSON values (dict, list, str, int, float, bool, None), "
+        f"got {type(value).__name__}"
+    )
+
+
+def _json_dict(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, dict):
+        raise TypeError(f"{_where(instance, field)} must be a dict, got {type(value).__name__}")
+    _check_json(value, _where(instance, field))
+
+
+def _items_of(kind: type) -> Any:
+    def check(instance: Any, field: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+        for item in value:
+            if not isinstance(item, kind):
+                raise TypeError(
+                    f"{_where(instance, field)} must hold {kind.__name__} objects, "
+                    f"got {type(item).__name__}"
+                )
+
+    return check
+
+
+def _float_field(*, required: bool = False, default: Any = None) -> Any:
+    conv = _to_float_required if required else _to_float
+    converter = attrs.Converter(conv, takes_self=True, takes_field=True)  # type: ignore[call-overload]
+    if required:
+        return attrs.field(converter=converter)
+    return attrs.field(default=default, converter=converter)
+
+
+def _datetime_field(*, required: bool = False) -> Any:
+    conv = _to_utc_required if required else _to_utc
+    converter = attrs.Converter(conv, takes_self=True, takes_field=True)  # type: ignore[call-overload]
+    if required:
+        return attrs.field(factory=utcnow, converter=converter)
+    return attrs.field(default=None, converter=converter)
+
+
+# --- the records --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Finding:
+    """One dark-pattern finding of an audit."""
+
+    category: str = attrs.field(validator=_text)
+    pattern_type: str = attrs.field(validator=_text)
+    severity: str = attrs.field(validator=_text)
+    confidence: float = _float_field(required=True)
+    description: str = attrs.field(validator=_text)
+    screenshot_index: int | None = attrs.field(default=None, validator=_optional_count)
+    evidence: str | None = attrs.field(default=None, validator=_optional_text)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise ValueError(f"{_where(instance, field)} must be 64 lowercase hex digits")
+
+
+def _blob_key(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    validate_blob_key(value)
+
+
+@attrs.frozen
+class Screenshot:
+    """A reference from an audit to a screenshot blob."""
+
+    index: int = attrs.field(validator=_count)
+    label: str = attrs.field(validator=_text)
+    blob_key: str = attrs.field(validator=_blob_key)
+    size_bytes: int = attrs.field(validator=_count)
+    content_type: str = attrs.field(validator=_text)
+    sha256: str = attrs.field(validator=_sha256)
+
+
+def _audit_id(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    validate_audit_id(value)
+
+
+@attrs.frozen
+class Audit:
+    """One website audit. Only ``id`` and ``url`` are required."""
+
+    id: str = attrs.field(validator=_audit_id)
+    url: str = attrs.field(validator=_text)
+    tier: str = attrs.field(default="standard", validator=_text)
+    verdict_mode: str = attrs.field(default="expert", validator=_text)
+    status: AuditStatus = attrs.field(default=AuditStatus.QUEUED, converter=_to_status)
+    created_at: datetime = _datetime_field(required=True)
+    started_at: datetime | None = _datetime_field()
+    completed_at: datetime | None = _datetime_field()
+    updated_at: datetime | None = _datetime_field()
+    trust_score: float | None = _float_field()
+    risk_level: str | None = attrs.field(default=None, validator=_optional_text)
+    narrative: str | None = attrs.field(default=None, validator=_optional_text)
+    signal_scores: dict[str, Any] = attrs.field(factory=dict, validator=_json_dict)
+    site_type: str | None = attrs.field(default=None, validator=_optional_text)
+    site_type_confidence: float | None = _float_field()
+    security_results: dict[str, Any] = attrs.field(factory=dict, validator=_json_dict)
+    pages_scanned: int = attrs.field(default=0, validator=_count)
+    elapsed_seconds: float | None = _float_field()
+    error_message: str | None = attrs.field(default=None, validator=_optional_text)
+    findings: tuple[Finding, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_items_of(Finding)
+    )
+    screenshots: tuple[Screenshot, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_items_of(Screenshot)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.updated_at is None:
+            object.__setattr__(self, "updated_at", self.created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (datetimes as ISO 8601 text)."""
+        return audit_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Audit:
+        """The inverse of :meth:`to_dict`."""
+        return audit_from_dict(data)
+
+
+@attrs.frozen
+class AuditPage:
+    """One page of ``AuditStore.list()``: ``next_cursor`` is None on the last page."""
+
+    items: tuple[Audit, ...] = attrs.field(converter=_to_tuple)
+    next_cursor: str | None = None
+
+
+@attrs.frozen
+class BlobInfo:
+    """What ``BlobStore.put()`` stored."""
+
+    key: str
+    size: int
+    sha256: str
+    content_type: str | None = None
+
+    @classmethod
+    def of(cls, key: str, data: bytes, content_type: str | None = None) -> BlobInfo:
+        import hashlib
+
+        return cls(key, len(data), hashlib.sha256(data).hexdigest(), content_type)
+
+
+# --- JSON form ----------------------------------------------------------------------------
+
+_DATETIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at")
+
+
+def audit_to_dict(audit: Audit) -> dict[str, Any]:
+    data = attrs.asdict(audit)
+    data["status"] = audit.status.value
+    for name in _DATETIME_FIELDS:
+        value = getattr(audit, name)
+        data[name] = value.isoformat() if value is not None else None
+    return data
+
+
+def audit_from_dict(data: Mapping[str, Any]) -> Audit:
+    values = dict(data)
+    for name in _DATETIME_FIELDS:
+        if isinstance(values.get(name), str):
+            values[name] = datetime.fromisoformat(values[name])
+    values["findings"] = tuple(
+        f if isinstance(f, Finding) else Finding(**f) for f in values.get("findings", ())
+    )
+    values["screenshots"] = tuple(
+        s if isinstance(s, Screenshot) else Screenshot(**s) for s in values.get("screenshots", ())
+    )
+    return Audit(**values)
+
+
+# --- keyset pagination, shared so a cursor from one backend works on every other ------------
+
+MAX_PAGE_SIZE = 10_000
+
+
+def validate_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be an int from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
+    return limit
+
+
+def validate_status(status: object) -> AuditStatus | None:
+    return None if status is None else _to_status(status)
+
+
+def encode_cursor(audit: Audit) -> str:
+    """The cursor that continues a newest-first listing after ``audit``."""
+    raw = f"{audit.created_at.isoformat()}|{audit.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """``(created_at, id)`` of the last item of the previous page."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, audit_id = raw.split("|", 1)
+        created_at = datetime.fromisoformat(stamp)
+        validate_audit_id(audit_id)
+        if created_at.tzinfo is None:
+            raise ValueError("naive")
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor(f"not a cursor returned by list(): {cursor!r}") from None
+    return created_at.astimezone(UTC), audit_id
+
+
+def sort_key(audit: Audit) -> tuple[datetime, str]:
+    return (audit.created_at, audit.id)
+
+
+def paginate(
+    audits: Iterable[Audit],
+    status: AuditStatus | str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> AuditPage:
+    """Newest-first keyset pagination over any iterable of audits (for in-memory backends)."""
+    status = validate_status(status)
+    validate_limit(limit)
+    after = decode_cursor(cursor) if cursor is not None else None
+    candidates = [
+        a
+        for a in audits
+        if (status is None or a.status == status) and (after is None or sort_key(a) < after)
+    ]
+    candidates.sort(key=sort_key, reverse=True)
+    items = candidates[:limit]
+    more = len(candidates) > limit
+    return AuditPage(tuple(items), encode_cursor(items[-1]) if more else None)

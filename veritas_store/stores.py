@@ -1,0 +1,183 @@
+"""``open_stores``: from a config to live composite stores.
+
+For each section, every backend's type is looked up in the plugin registry (a typo lists the
+registered types), its options are checked against the factory's signature (an unknown option
+is named), and the enabled backends are opened and wrapped in a composite.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .composite import CompositeAuditStore, CompositeBlobStore, Member
+from .config import Config, SectionConfig, load_config, redact
+from .errors import BackendUnavailable, ConfigError
+from .locks import KeyedLocks
+from .plugins import PluginRegistry, get_registry
+from .screenshots import ScreenshotStorage
+
+log = logging.getLogger("veritas_store")
+
+ConfigSource = str | os.PathLike[str] | Mapping[str, Any] | Config | None
+
+
+class Stores:
+    """The stores a config describes. A context manager: leaving it closes every backend."""
+
+    def __init__(
+        self,
+        audits: CompositeAuditStore,
+        blobs: CompositeBlobStore,
+        config: Config,
+        registry: PluginRegistry,
+    ) -> None:
+        self.audits = audits
+        self.blobs = blobs
+        self.config = config
+        self.registry = registry
+        self.locks = KeyedLocks()
+        self.screenshots = ScreenshotStorage(audits, blobs, self.locks)
+        self._closed = False
+
+    def close(self) -> None:
+        """Release engines, connections and filesystems. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.audits.close()
+        self.blobs.close()
+
+    def __enter__(self) -> Stores:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Stores(config={self.config.source!r}, audits={list(self.audits.backends)}, "
+            f"blobs={list(self.blobs.backends)})"
+        )
+
+
+def open_stores(config: ConfigSource = None, *, plugins: Iterable[object] = ()) -> Stores:
+    """Open the stores of a config: a TOML path, a dict, or (None) the default.
+
+    With no argument this reads the file named by ``$VERITAS_STORE_CONFIG``, else the embedded
+    default. ``plugins`` adds plugin objects or modules beside the installed ones.
+    """
+    cfg = load_config(config)
+    registry = registry_with(plugins)
+    opened: list[Any] = []
+    try:
+        audit_members = open_section(cfg, "audits", registry, opened)
+        blob_members = open_section(cfg, "blobs", registry, opened)
+    except BaseException:
+        for store in opened:
+            try:
+                store.close()
+            except Exception:
+                log.exception("closing a backend after a failed open")
+        raise
+    on_error = registry.notify_backend_error
+    audits = CompositeAuditStore(audit_members, cfg.audits.effective_read_order(), on_error)
+    blobs = CompositeBlobStore(blob_members, cfg.blobs.effective_read_order(), on_error)
+    return Stores(audits, blobs, cfg, registry)
+
+
+def registry_with(plugins: Iterable[object] = ()) -> PluginRegistry:
+    extra = list(plugins)
+    if not extra:
+        return get_registry()
+    registry = PluginRegistry()
+    registry.load_entry_points()
+    for plugin in extra:
+        registry.add_plugin(plugin)
+    return registry
+
+
+def check_section(cfg: Config, kind: str, registry: PluginRegistry) -> None:
+    """Every backend's type is registered and its options fit the factory (enabled or not)."""
+    section: SectionConfig = cfg.section(kind)
+    for backend in section.backends.values():
+        factory_for(cfg, kind, backend.name, registry)
+
+
+def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> Any:
+    backend = cfg.section(kind).backends[name]
+    where = f"{kind}.backends.{name}"
+    bt = registry.lookup(kind, backend.type)
+    if bt is None:
+        known = ", ".join(registry.names(kind)) or "none"
+        raise ConfigError(
+            f"unknown {kind} backend type {backend.type!r}; registered types: {known}",
+            source=cfg.source,
+            key=f"{where}.type",
+        )
+    _check_options(bt.factory, backend.options, cfg.source, where, backend.type)
+    return bt.factory
+
+
+def open_section(
+    cfg: Config, kind: str, registry: PluginRegistry, opened: list[Any]
+) -> list[Member[Any]]:
+    check_section(cfg, kind, registry)
+    members = []
+    for backend in cfg.section(kind).enabled:
+        factory = factory_for(cfg, kind, backend.name, registry)
+        store = open_backend(cfg, kind, backend.name, factory)
+        opened.append(store)
+        members.append(Member(backend.name, store, backend.required, backend.type))
+    return members
+
+
+def open_backend(cfg: Config, kind: str, name: str, factory: Any) -> Any:
+    backend = cfg.section(kind).backends[name]
+    where = f"{kind}.backends.{name}"
+    try:
+        return factory(**backend.options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid options: {redact(str(exc))}", source=cfg.source, key=where) from exc
+    except Exception as exc:
+        raise BackendUnavailable(
+            f"{kind} backend {name!r} (type {backend.type!r}) could not be opened: "
+            f"{type(exc).__name__}: {redact(str(exc))}",
+            {name: exc},
+        ) from exc
+
+
+def _check_options(factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str) -> None:
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable: let the call itself complain
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [
+        n for n, p in params.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} for backend type "
+            f"{type_name!r}; it accepts: {', '.join(accepted) or 'no options'}",
+            source=source,
+            key=f"{where}.{unknown[0]}",
+        )
+    missing = [
+        n for n in accepted
+        if params[n].default is inspect.Parameter.empty and n not in options
+    ]
+    if missing:
+        raise ConfigError(
+            f"missing required option(s) {', '.join(map(repr, missing))} for backend type "
+            f"{type_name!r}",
+            source=source,
+            key=where,
+        )
