@@ -74,6 +74,6 @@ __all__ = [
 __version__ = "0.1.0"
 
 # Imported last: these build on the names above.
+from .recorder import AuditRecorder  # noqa: E402
 from .screenshots import ScreenshotStorage  # noqa: E402
 from .stores import Stores, open_stores  # noqa: E402
-from .recorder import AuditRecorder  # noqa: E402

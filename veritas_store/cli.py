@@ -39,7 +39,10 @@ def with_config(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``--config`` to a command and turn library errors into clear exits."""
 
     @click.option(
-        "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
         help="TOML config file (default: $VERITAS_STORE_CONFIG, else the embedded default).",
     )
     @click.pass_context
@@ -62,7 +65,10 @@ def _emit_json(data: Any) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), default=None,
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
     help="TOML config file for every command (default: $VERITAS_STORE_CONFIG or the embedded "
     "default: SQLite + memory for audits, local disk for screenshots, under ./veritas-data).",
 )
@@ -76,8 +82,12 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @main.command()
 @with_config
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--url", default="https://shop.example.com", show_default=True,
-              help="The URL the demo audit pretends to audit.")
+@click.option(
+    "--url",
+    default="https://shop.example.com",
+    show_default=True,
+    help="The URL the demo audit pretends to audit.",
+)
 def demo(config_path: str | None, as_json: bool, url: str) -> None:
     """Run a realistic audit lifecycle through the configured stores and show where it landed."""
     from .demo import run_demo
@@ -94,8 +104,14 @@ def demo(config_path: str | None, as_json: bool, url: str) -> None:
     for col in ("backend", "has audit", "status", "findings", "screenshots", "same as read"):
         table.add_column(col)
     for row in report["audit_backends"]:
-        table.add_row(row["backend"], _yes(row["has_audit"]), row["status"] or "-",
-                      str(row["findings"]), str(row["screenshots"]), _yes(row["equal_to_read"]))
+        table.add_row(
+            row["backend"],
+            _yes(row["has_audit"]),
+            row["status"] or "-",
+            str(row["findings"]),
+            str(row["screenshots"]),
+            _yes(row["equal_to_read"]),
+        )
     console.print(table)
     blobs = Table(title="Blob backends")
     blobs.add_column("backend")
@@ -122,8 +138,14 @@ def plugins(config_path: str | None, as_json: bool) -> None:
     """List registered backend types with their plugin and distribution, and broken plugins."""
     registry = get_registry()
     rows = [
-        {"kind": kind, "type": bt.name, "plugin": bt.plugin, "distribution": bt.distribution,
-         "version": bt.version, "description": bt.description}
+        {
+            "kind": kind,
+            "type": bt.name,
+            "plugin": bt.plugin,
+            "distribution": bt.distribution,
+            "version": bt.version,
+            "description": bt.description,
+        }
         for kind in ("audits", "blobs")
         for types in registry.types[kind].values()
         for bt in types
@@ -140,8 +162,14 @@ def plugins(config_path: str | None, as_json: bool) -> None:
     for col in ("kind", "type", "plugin", "distribution", "version", "description"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["kind"], r["type"], r["plugin"], r["distribution"] or "-",
-                      r["version"] or "-", r["description"])
+        table.add_row(
+            r["kind"],
+            r["type"],
+            r["plugin"],
+            r["distribution"] or "-",
+            r["version"] or "-",
+            r["description"],
+        )
     console.print(table)
     for b in broken:
         err_console.print(f"[yellow]not loaded:[/] {b['error']}", highlight=False)
@@ -156,13 +184,15 @@ def check(config_path: str | None, as_json: bool) -> None:
     registry = get_registry()
     for kind in ("audits", "blobs"):
         check_section(cfg, kind, registry)
-    rows = [_health(cfg, registry, kind, name) for kind in ("audits", "blobs")
-            for name in cfg.section(kind).backends]
+    rows = [
+        _health(cfg, registry, kind, name)
+        for kind in ("audits", "blobs")
+        for name in cfg.section(kind).backends
+    ]
     warnings = _read_order_warnings(cfg)
     failed = [r for r in rows if r["status"] == "error"]
     if as_json:
-        _emit_json({"config": cfg.source, "backends": rows, "warnings": warnings,
-                    "ok": not failed})
+        _emit_json({"config": cfg.source, "backends": rows, "warnings": warnings, "ok": not failed})
     else:
         console.print(f"Config: {cfg.source}")
         table = Table(title="Backends")
@@ -170,9 +200,15 @@ def check(config_path: str | None, as_json: bool) -> None:
             table.add_column(col)
         colour = {"ok": "green", "error": "red", "disabled": "dim"}
         for r in rows:
-            table.add_row(r["section"], r["backend"], r["type"], _yes(r["required"]),
-                          f"[{colour[r['status']]}]{r['status']}[/]",
-                          "" if r["ms"] is None else f"{r['ms']:.1f}", r["detail"])
+            table.add_row(
+                r["section"],
+                r["backend"],
+                r["type"],
+                _yes(r["required"]),
+                f"[{colour[r['status']]}]{r['status']}[/]",
+                "" if r["ms"] is None else f"{r['ms']:.1f}",
+                r["detail"],
+            )
         console.print(table)
         for w in warnings:
             err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -183,8 +219,14 @@ def check(config_path: str | None, as_json: bool) -> None:
 def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict[str, Any]:
     backend = cfg.section(kind).backends[name]
     row: dict[str, Any] = {
-        "section": kind, "backend": name, "type": backend.type, "required": backend.required,
-        "options": redact(backend.options), "status": "disabled", "ms": None, "detail": "",
+        "section": kind,
+        "backend": name,
+        "type": backend.type,
+        "required": backend.required,
+        "options": redact(backend.options),
+        "status": "disabled",
+        "ms": None,
+        "detail": "",
     }
     if not backend.enabled:
         return row
@@ -221,7 +263,7 @@ def _read_order_warnings(cfg: Config) -> list[str]:
         order = [section.backends[n] for n in section.effective_read_order()]
         shared_after = [b.name for b in order if b.type != PERSISTENT_HINT]
         for i, b in enumerate(order):
-            if b.type == PERSISTENT_HINT and any(o.type != PERSISTENT_HINT for o in order[i + 1:]):
+            if b.type == PERSISTENT_HINT and any(o.type != PERSISTENT_HINT for o in order[i + 1 :]):
                 warnings.append(
                     f"[{kind}] the per-process memory backend {b.name!r} is read before "
                     f"{', '.join(repr(n) for n in shared_after)}: with several processes, reads "
@@ -252,17 +294,28 @@ def show(config_path: str | None, audit_id: str, as_json: bool) -> None:
     for key, value in data.items():
         if key in ("findings", "screenshots"):
             continue
-        table.add_row(key, "-" if value in (None, {}, "") else
-                      json.dumps(value) if isinstance(value, dict) else str(value))
+        table.add_row(
+            key,
+            "-"
+            if value in (None, {}, "")
+            else json.dumps(value)
+            if isinstance(value, dict)
+            else str(value),
+        )
     console.print(table)
     if audit.findings:
         ft = Table(title="Findings")
         for col in ("category", "pattern", "severity", "confidence", "screenshot", "description"):
             ft.add_column(col)
         for f in audit.findings:
-            ft.add_row(f.category, f.pattern_type, f.severity, f"{f.confidence:.2f}",
-                       "-" if f.screenshot_index is None else str(f.screenshot_index),
-                       f.description)
+            ft.add_row(
+                f.category,
+                f.pattern_type,
+                f.severity,
+                f"{f.confidence:.2f}",
+                "-" if f.screenshot_index is None else str(f.screenshot_index),
+                f.description,
+            )
         console.print(ft)
     if audit.screenshots:
         st = Table(title="Screenshots")
@@ -275,13 +328,18 @@ def show(config_path: str | None, audit_id: str, as_json: bool) -> None:
 
 @main.command(name="list")
 @with_config
-@click.option("--status", type=click.Choice([s.value for s in AuditStatus]), default=None,
-              help="Only audits with this status.")
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in AuditStatus]),
+    default=None,
+    help="Only audits with this status.",
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--cursor", default=None, help="Continue after a previous page's next_cursor.")
 @click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
-def list_(config_path: str | None, status: str | None, limit: int, cursor: str | None,
-          as_json: bool) -> None:
+def list_(
+    config_path: str | None, status: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
     """List audits, newest first."""
     with open_stores(config_path) as stores:
         page = stores.audits.list(status=status, limit=limit, cursor=cursor)
@@ -292,9 +350,14 @@ def list_(config_path: str | None, status: str | None, limit: int, cursor: str |
     for col in ("id", "status", "created", "trust", "risk", "url"):
         table.add_column(col)
     for a in page.items:
-        table.add_row(a.id, a.status.value, a.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      "-" if a.trust_score is None else f"{a.trust_score:.2f}",
-                      a.risk_level or "-", a.url)
+        table.add_row(
+            a.id,
+            a.status.value,
+            a.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "-" if a.trust_score is None else f"{a.trust_score:.2f}",
+            a.risk_level or "-",
+            a.url,
+        )
     console.print(table)
     if page.next_cursor:
         console.print(f"More: --cursor {page.next_cursor}", highlight=False)

@@ -103,7 +103,12 @@ class _Composite(Generic[S]):
     def _report(self, member: Member[S], operation: str, key: str | None, exc: Exception) -> None:
         log.warning(
             "%s backend %r failed on %s(%s): %s: %s",
-            self.kind, member.name, operation, key or "", type(exc).__name__, exc,
+            self.kind,
+            member.name,
+            operation,
+            key or "",
+            type(exc).__name__,
+            exc,
         )
         if self._on_error is not None:
             self._on_error(
@@ -254,9 +259,7 @@ class CompositeAuditStore(_Composite[Any]):
             if audit is not None:
                 return audit, member.name
         if len(errors) == len(self._read):
-            raise BackendUnavailable(
-                f"get({audit_id}) failed on every audit backend", errors
-            )
+            raise BackendUnavailable(f"get({audit_id}) failed on every audit backend", errors)
         return None, None
 
     def list(

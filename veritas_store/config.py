@@ -73,7 +73,7 @@ class SectionConfig:
         return [b for b in self.backends.values() if b.enabled]
 
     def effective_read_order(self) -> list[str]:
-        """Enabled backends in ``read_order``; enabled ones it leaves out come after, as declared."""
+        """Enabled backends in ``read_order``, then enabled ones it leaves out, as declared."""
         listed = [n for n in (self.read_order or ()) if self.backends[n].enabled]
         rest = [b.name for b in self.enabled if b.name not in listed]
         return listed + rest
@@ -93,7 +93,9 @@ class Config:
 # --- loading ----------------------------------------------------------------------------
 
 
-def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None) -> Config:
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any] | Config | None = None,
+) -> Config:
     """Read a config from a path, a dict, ``$VERITAS_STORE_CONFIG`` or the embedded default."""
     if isinstance(source, Config):
         return source
@@ -137,9 +139,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path) -> Config:
     except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
         messages = cattrs.transform_error(exc, path="$", format_exception=_format)
         raise ConfigError("; ".join(_tidy(m) for m in messages), source=source) from None
-    sections = {
-        name: _section(getattr(typed, name), name, source, base_dir) for name in SECTIONS
-    }
+    sections = {name: _section(getattr(typed, name), name, source, base_dir) for name in SECTIONS}
     return Config(sections["audits"], sections["blobs"], source, base_dir)
 
 
@@ -260,9 +260,7 @@ def _structure_bool(value: Any, _: type) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise _ConfigValueError(
-        f"expected a boolean (true/false, 1/0, yes/no, on/off), got {value!r}"
-    )
+    raise _ConfigValueError(f"expected a boolean (true/false, 1/0, yes/no, on/off), got {value!r}")
 
 
 def _structure_str(value: Any, _: type) -> str:

@@ -20,7 +20,9 @@ def make_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
     """A real, decodable PNG of one colour (stdlib only)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     row = b"\x00" + bytes(rgb) * width
     return (
@@ -82,8 +84,15 @@ def run_demo(stores: Any, url: str = "https://shop.example.com") -> dict[str, An
     steps.append(AuditStatus.RUNNING.value)
     for index, label, colour in SCREENSHOTS:
         png = base64.b64encode(make_png(64, 40, colour)).decode()
-        recorder.event(audit_id, {"type": "screenshot", "index": index, "label": label,
-                                  "data": f"data:image/png;base64,{png}"})
+        recorder.event(
+            audit_id,
+            {
+                "type": "screenshot",
+                "index": index,
+                "label": label,
+                "data": f"data:image/png;base64,{png}",
+            },
+        )
         steps.append(f"screenshot {index}")
     recorder.completed(audit_id, DEMO_RESULT)
     steps.append(AuditStatus.COMPLETED.value)
@@ -93,20 +102,23 @@ def run_demo(stores: Any, url: str = "https://shop.example.com") -> dict[str, An
     audit_backends = []
     for name, store in stores.audits.backends.items():
         stored = store.get(audit_id)
-        audit_backends.append({
-            "backend": name,
-            "has_audit": stored is not None,
-            "status": stored.status.value if stored else None,
-            "findings": len(stored.findings) if stored else 0,
-            "screenshots": len(stored.screenshots) if stored else 0,
-            "equal_to_read": stored == audit,
-        })
+        audit_backends.append(
+            {
+                "backend": name,
+                "has_audit": stored is not None,
+                "status": stored.status.value if stored else None,
+                "findings": len(stored.findings) if stored else 0,
+                "screenshots": len(stored.screenshots) if stored else 0,
+                "equal_to_read": stored == audit,
+            }
+        )
     blob_backends = [
         {"backend": name, "keys": list(store.list(f"{audit_id}/"))}
         for name, store in stores.blobs.backends.items()
     ]
-    screenshot_sizes = {s.index: len(stores.screenshots.load(audit_id, s.index))
-                        for s in audit.screenshots}
+    screenshot_sizes = {
+        s.index: len(stores.screenshots.load(audit_id, s.index)) for s in audit.screenshots
+    }
     return {
         "audit_id": audit_id,
         "steps": steps,

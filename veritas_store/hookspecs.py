@@ -27,7 +27,9 @@ def register_blob_backends(register: Any) -> None:
 
 
 @hookspec
-def backend_error(kind: str, backend: str, operation: str, key: str | None, error: Exception) -> None:
+def backend_error(
+    kind: str, backend: str, operation: str, key: str | None, error: Exception
+) -> None:
     """Observe a backend failure the composite absorbed (an optional write, or a skipped read).
 
     ``kind`` is "audits" or "blobs"; ``backend`` the backend's config name. Must not raise:

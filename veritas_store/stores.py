@@ -141,7 +141,9 @@ def open_backend(cfg: Config, kind: str, name: str, factory: Any) -> Any:
     try:
         return factory(**backend.options)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid options: {redact(str(exc))}", source=cfg.source, key=where) from exc
+        raise ConfigError(
+            f"invalid options: {redact(str(exc))}", source=cfg.source, key=where
+        ) from exc
     except Exception as exc:
         raise BackendUnavailable(
             f"{kind} backend {name!r} (type {backend.type!r}) could not be opened: "
@@ -150,7 +152,9 @@ def open_backend(cfg: Config, kind: str, name: str, factory: Any) -> Any:
         ) from exc
 
 
-def _check_options(factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str) -> None:
+def _check_options(
+    factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str
+) -> None:
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -159,7 +163,8 @@ def _check_options(factory: Any, options: Mapping[str, Any], source: str, where:
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     accepted = [
-        n for n, p in params.items()
+        n
+        for n, p in params.items()
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     ]
     unknown = sorted(set(options) - set(accepted))
@@ -171,8 +176,7 @@ def _check_options(factory: Any, options: Mapping[str, Any], source: str, where:
             key=f"{where}.{unknown[0]}",
         )
     missing = [
-        n for n in accepted
-        if params[n].default is inspect.Parameter.empty and n not in options
+        n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options
     ]
     if missing:
         raise ConfigError(

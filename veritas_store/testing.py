@@ -63,7 +63,9 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
     max_leaves=8,
 )
-_zones = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))])
+_zones = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+)
 _datetimes = st.datetimes(
     min_value=datetime(1971, 1, 2), max_value=datetime(2099, 12, 30), timezones=_zones
 )
@@ -239,8 +241,13 @@ class AuditStoreContract:
         audit = sample_audit()
         audit_store.create(audit)
         changed = attrs.evolve(
-            audit, status=vs.AuditStatus.ERROR, findings=(), screenshots=audit.screenshots[:1],
-            narrative=None, error_message="boom", signal_scores={},
+            audit,
+            status=vs.AuditStatus.ERROR,
+            findings=(),
+            screenshots=audit.screenshots[:1],
+            narrative=None,
+            error_message="boom",
+            signal_scores={},
         )
         audit_store.update(changed)
         assert audit_store.get(audit.id) == changed
