@@ -16,7 +16,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .config import Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
@@ -31,7 +33,7 @@ PERSISTENT_HINT = "memory"  # type name of the per-process backend
 
 
 def _fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -98,28 +100,28 @@ def demo(config_path: str | None, as_json: bool, url: str) -> None:
     if as_json:
         _emit_json(report)
         return
-    console.print(f"[bold]Demo audit[/] {report['audit_id']}  (config: {report['config']})")
+    console.print(Text(f"Demo audit {report['audit_id']}  (config: {report['config']})"))
     console.print("Lifecycle: " + " → ".join(report["steps"]))
-    table = Table(title="Audit backends")
-    for col in ("backend", "has audit", "status", "findings", "screenshots", "same as read"):
-        table.add_column(col)
-    for row in report["audit_backends"]:
-        table.add_row(
-            row["backend"],
-            _yes(row["has_audit"]),
-            row["status"] or "-",
-            str(row["findings"]),
-            str(row["screenshots"]),
-            _yes(row["equal_to_read"]),
+    audit_rows = [
+        [
+            r["backend"],
+            _yes(r["has_audit"]),
+            r["status"],
+            r["findings"],
+            r["screenshots"],
+            _yes(r["equal_to_read"]),
+        ]
+        for r in report["audit_backends"]
+    ]
+    columns = ["backend", "has audit", "status", "findings", "screenshots", "same as read"]
+    console.print(_table("Audit backends", columns, audit_rows))
+    blob_rows = [[r["backend"], "\n".join(r["keys"]) or "-"] for r in report["blob_backends"]]
+    console.print(
+        _table(
+            "Blob backends", ["backend", "screenshot keys"], blob_rows, keep=("screenshot keys",)
         )
-    console.print(table)
-    blobs = Table(title="Blob backends")
-    blobs.add_column("backend")
-    blobs.add_column("screenshot keys")
-    for row in report["blob_backends"]:
-        blobs.add_row(row["backend"], "\n".join(row["keys"]) or "-")
-    console.print(blobs)
-    console.print(f"Read answered by: [bold]{report['read_from']}[/]")
+    )
+    console.print(Text(f"Read answered by: {report['read_from']}"))
     console.print(
         f"Trust score {report['audit']['trust_score']}, risk {report['audit']['risk_level']}, "
         f"{len(report['audit']['findings'])} findings, "
@@ -127,8 +129,22 @@ def demo(config_path: str | None, as_json: bool, url: str) -> None:
     )
 
 
-def _yes(flag: bool) -> str:
-    return "[green]yes[/]" if flag else "[red]no[/]"
+def _yes(flag: bool) -> Text:
+    return Text("yes", style="green") if flag else Text("no", style="red")
+
+
+def _table(
+    title: str, columns: list[str], rows: list[list[Any]], keep: tuple[str, ...] = ()
+) -> Table:
+    """A table whose cells are plain text (never markup); ``keep`` columns never wrap (ids)."""
+    table = Table(title=Text(title))
+    for col in columns:
+        table.add_column(col, no_wrap=col in keep)
+    for row in rows:
+        table.add_row(
+            *(v if isinstance(v, Text) else Text("-" if v is None else str(v)) for v in row)
+        )
+    return table
 
 
 @main.command()
@@ -158,21 +174,12 @@ def plugins(config_path: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json({"types": rows, "errors": broken})
         return
-    table = Table(title="Backend types")
-    for col in ("kind", "type", "plugin", "distribution", "version", "description"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["kind"],
-            r["type"],
-            r["plugin"],
-            r["distribution"] or "-",
-            r["version"] or "-",
-            r["description"],
-        )
-    console.print(table)
+    columns = ["kind", "type", "plugin", "distribution", "version", "description"]
+    console.print(_table("Backend types", columns, [[r[c] for c in columns] for r in rows]))
     for b in broken:
-        err_console.print(f"[yellow]not loaded:[/] {b['error']}", highlight=False)
+        err_console.print(
+            f"[yellow]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
+        )
 
 
 @main.command()
@@ -194,24 +201,24 @@ def check(config_path: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json({"config": cfg.source, "backends": rows, "warnings": warnings, "ok": not failed})
     else:
-        console.print(f"Config: {cfg.source}")
-        table = Table(title="Backends")
-        for col in ("section", "backend", "type", "required", "status", "ms", "detail"):
-            table.add_column(col)
+        console.print(Text(f"Config: {cfg.source}"))
         colour = {"ok": "green", "error": "red", "disabled": "dim"}
-        for r in rows:
-            table.add_row(
+        table_rows = [
+            [
                 r["section"],
                 r["backend"],
                 r["type"],
                 _yes(r["required"]),
-                f"[{colour[r['status']]}]{r['status']}[/]",
+                Text(r["status"], style=colour[r["status"]]),
                 "" if r["ms"] is None else f"{r['ms']:.1f}",
                 r["detail"],
-            )
-        console.print(table)
+            ]
+            for r in rows
+        ]
+        columns = ["section", "backend", "type", "required", "status", "ms", "detail"]
+        console.print(_table("Backends", columns, table_rows))
         for w in warnings:
-            err_console.print(f"[yellow]warning:[/] {w}", highlight=False)
+            err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     if failed:
         sys.exit(1)
 
@@ -239,6 +246,8 @@ def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict
         else:
             store.exists("veritas-health-check")
         row.update(status="ok", detail=_describe(backend.options))
+    except ConfigError:
+        raise  # a rejected option value is a config error (exit 2), not an unhealthy backend
     except Exception as exc:
         row.update(status="error", detail=redact(f"{type(exc).__name__}: {exc}"))
     finally:
@@ -288,42 +297,49 @@ def show(config_path: str | None, audit_id: str, as_json: bool) -> None:
     if as_json:
         _emit_json({"source": source, "audit": data})
         return
-    table = Table(title=f"Audit {audit.id} (read from {source})", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    for key, value in data.items():
-        if key in ("findings", "screenshots"):
-            continue
-        table.add_row(
+    fields = [
+        [
             key,
             "-"
             if value in (None, {}, "")
             else json.dumps(value)
             if isinstance(value, dict)
-            else str(value),
+            else value,
+        ]
+        for key, value in data.items()
+        if key not in ("findings", "screenshots")
+    ]
+    console.print(
+        _table(
+            f"Audit {audit.id} (read from {source})", ["field", "value"], fields, keep=("field",)
         )
-    console.print(table)
+    )
     if audit.findings:
-        ft = Table(title="Findings")
-        for col in ("category", "pattern", "severity", "confidence", "screenshot", "description"):
-            ft.add_column(col)
-        for f in audit.findings:
-            ft.add_row(
+        columns = ["category", "pattern", "severity", "confidence", "screenshot", "description"]
+        rows = [
+            [
                 f.category,
                 f.pattern_type,
                 f.severity,
                 f"{f.confidence:.2f}",
-                "-" if f.screenshot_index is None else str(f.screenshot_index),
+                f.screenshot_index,
                 f.description,
-            )
-        console.print(ft)
+            ]
+            for f in audit.findings
+        ]
+        console.print(_table("Findings", columns, rows))
     if audit.screenshots:
-        st = Table(title="Screenshots")
-        for col in ("index", "label", "blob key", "bytes", "type"):
-            st.add_column(col)
-        for s in audit.screenshots:
-            st.add_row(str(s.index), s.label, s.blob_key, str(s.size_bytes), s.content_type)
-        console.print(st)
+        rows = [
+            [s.index, s.label, s.blob_key, s.size_bytes, s.content_type] for s in audit.screenshots
+        ]
+        console.print(
+            _table(
+                "Screenshots",
+                ["index", "label", "blob key", "bytes", "type"],
+                rows,
+                keep=("blob key",),
+            )
+        )
 
 
 @main.command(name="list")
@@ -346,19 +362,19 @@ def list_(
     if as_json:
         _emit_json({"items": [a.to_dict() for a in page.items], "next_cursor": page.next_cursor})
         return
-    table = Table(title="Audits (newest first)")
-    for col in ("id", "status", "created", "trust", "risk", "url"):
-        table.add_column(col)
-    for a in page.items:
-        table.add_row(
+    rows = [
+        [
             a.id,
             a.status.value,
             a.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             "-" if a.trust_score is None else f"{a.trust_score:.2f}",
-            a.risk_level or "-",
+            a.risk_level,
             a.url,
-        )
-    console.print(table)
+        ]
+        for a in page.items
+    ]
+    columns = ["id", "status", "created", "trust", "risk", "url"]
+    console.print(_table("Audits (newest first)", columns, rows, keep=("id",)))
     if page.next_cursor:
         console.print(f"More: --cursor {page.next_cursor}", highlight=False)
 

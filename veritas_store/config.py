@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn
 from cattrs.v import format_exception
 
 from .errors import ConfigError
@@ -36,7 +38,7 @@ PATH_OPTIONS = ("url", "path")
 def redact(value: Any) -> Any:
     """The value with passwords in URLs and secret-looking option values masked."""
     if isinstance(value, str):
-        return re.sub(r"(://[^/:@\s]*:)[^@/\s]+@", r"\1***@", value)
+        return re.sub(r"(://[^/:@\s]*:)[^@\s]+@", r"\1***@", value)
     if isinstance(value, Mapping):
         return {
             k: "***" if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v)
@@ -270,18 +272,21 @@ def _structure_str(value: Any, _: type) -> str:
 
 
 def _structure_backend(value: Any, _: type) -> _RawBackend:
+    # Framework keys are checked field by field (errors name e.g. '...sql.enabled'); every
+    # other key is an option for the backend's factory.
     if not isinstance(value, Mapping):
         raise _ConfigValueError(f"expected a table, got {type(value).__name__}")
-    if "type" not in value:
-        raise _ConfigValueError('missing "type" (the registered backend type to use)')
-    framework = {k: v for k, v in value.items() if k in FRAMEWORK_KEYS}
-    options = {k: v for k, v in value.items() if k not in FRAMEWORK_KEYS}
-    return _RawBackend(
-        type=_structure_str(framework["type"], str),
-        enabled=_structure_bool(framework.get("enabled", True), bool),
-        required=_structure_bool(framework.get("required", True), bool),
-        options=options,
-    )
+    split: dict[str, Any] = {k: v for k, v in value.items() if k in FRAMEWORK_KEYS}
+    split["options"] = {k: v for k, v in value.items() if k not in FRAMEWORK_KEYS}
+    return _structure_backend_fields(split, _RawBackend)
+
+
+def _structure_name_list(value: Any, _: type) -> list[str]:
+    if not isinstance(value, list):
+        raise _ConfigValueError(
+            f"expected a list of backend names, got {type(value).__name__} {value!r}"
+        )
+    return [_structure_str(v, str) for v in value]
 
 
 def _format(exc: BaseException, type_: type | None) -> str:
@@ -289,6 +294,12 @@ def _format(exc: BaseException, type_: type | None) -> str:
         return str(exc)
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
+    if isinstance(exc, KeyError):
+        return "required key missing"
+    if type_ in (_RawSection, _RawConfig, _RawBackend) or (
+        isinstance(exc, AttributeError | TypeError) and type_ is None
+    ):
+        return "expected a table"
     return format_exception(exc, type_)
 
 
@@ -303,3 +314,28 @@ _converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 _converter.register_structure_hook(bool, _structure_bool)
 _converter.register_structure_hook(str, _structure_str)
 _converter.register_structure_hook(_RawBackend, _structure_backend)
+_converter.register_structure_hook_func(lambda t: t == list[str], _structure_name_list)
+_structure_backend_fields = make_dict_structure_fn(
+    _RawBackend, _converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
+)
+
+
+def coerce_option(value: Any, annotation: Any) -> Any:
+    """An option given as text (as ``${VAR}`` always is) converted to a bool/int/float hint."""
+    if not isinstance(value, str):
+        return value
+    kinds = set(typing.get_args(annotation)) if typing.get_args(annotation) else {annotation}
+    kinds.discard(type(None))
+    if str in kinds or len(kinds) != 1:
+        return value
+    (kind,) = kinds
+    if kind is bool:
+        return _structure_bool(value, bool)
+    if kind in (int, float):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            raise _ConfigValueError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {value!r}"
+            ) from None
+    return value

@@ -10,11 +10,12 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
-from .config import Config, SectionConfig, load_config, redact
+from .config import Config, SectionConfig, coerce_option, load_config, redact
 from .errors import BackendUnavailable, ConfigError
 from .locks import KeyedLocks
 from .plugins import PluginRegistry, get_registry
@@ -72,6 +73,8 @@ def open_stores(config: ConfigSource = None, *, plugins: Iterable[object] = ()) 
     """
     cfg = load_config(config)
     registry = registry_with(plugins)
+    for kind in ("audits", "blobs"):  # every config error before anything is opened
+        check_section(cfg, kind, registry)
     opened: list[Any] = []
     try:
         audit_members = open_section(cfg, "audits", registry, opened)
@@ -125,7 +128,6 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
 def open_section(
     cfg: Config, kind: str, registry: PluginRegistry, opened: list[Any]
 ) -> list[Member[Any]]:
-    check_section(cfg, kind, registry)
     members = []
     for backend in cfg.section(kind).enabled:
         factory = factory_for(cfg, kind, backend.name, registry)
@@ -138,8 +140,9 @@ def open_section(
 def open_backend(cfg: Config, kind: str, name: str, factory: Any) -> Any:
     backend = cfg.section(kind).backends[name]
     where = f"{kind}.backends.{name}"
+    options = _coerced_options(factory, backend.options, cfg.source, where)
     try:
-        return factory(**backend.options)
+        return factory(**options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"invalid options: {redact(str(exc))}", source=cfg.source, key=where
@@ -150,6 +153,24 @@ def open_backend(cfg: Config, kind: str, name: str, factory: Any) -> Any:
             f"{type(exc).__name__}: {redact(str(exc))}",
             {name: exc},
         ) from exc
+
+
+def _coerced_options(
+    factory: Any, options: Mapping[str, Any], source: str, where: str
+) -> dict[str, Any]:
+    """Options converted to the factory's bool/int/float hints (``${VAR}`` gives only text)."""
+    target = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:
+        hints = {}
+    result = {}
+    for key, value in options.items():
+        try:
+            result[key] = coerce_option(value, hints[key]) if key in hints else value
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=source, key=f"{where}.{key}") from None
+    return result
 
 
 def _check_options(
