@@ -32,6 +32,8 @@ from .model import (
     encode_cursor,
     paginate,
     utcnow,
+    validate_limit,
+    validate_status,
 )
 from .protocols import AuditStore, BlobStore
 
@@ -69,6 +71,8 @@ __all__ = [
     "validate_audit_id",
     "validate_blob_key",
     "validate_blob_prefix",
+    "validate_limit",
+    "validate_status",
 ]
 
 __version__ = "0.1.0"

@@ -326,6 +326,7 @@ class CompositeBlobStore(_Composite[Any]):
         """A URL from the first backend in read order that has the blob and can make URLs."""
         validate_blob_key(key)
         cannot = []
+        errors: dict[str, Exception] = {}
         for member in self._read:
             try:
                 if not member.store.exists(key):
@@ -334,7 +335,10 @@ class CompositeBlobStore(_Composite[Any]):
             except NotImplementedError:
                 cannot.append(member.name)
             except Exception as exc:
+                errors[member.name] = exc
                 self._report(member, "url", key, exc)
+        if len(errors) == len(self._read):
+            raise BackendUnavailable(f"url({key}) failed on every blob backend", errors)
         if cannot:
             raise NotImplementedError(
                 f"blob {key!r} is only in backends that cannot make URLs: {', '.join(cannot)}"

@@ -95,11 +95,20 @@ def _to_status(value: Any) -> AuditStatus:
         raise ValueError(f"status must be one of {allowed}, got {value!r}") from None
 
 
+def _storable(value: str, where: str) -> None:
+    # Every SQL database refuses NUL, and UTF-8 cannot encode a lone surrogate.
+    if "\x00" in value:
+        raise ValueError(f"{where} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{where} must be valid Unicode (it holds a lone surrogate)") from None
+
+
 def _text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str):
         raise TypeError(f"{_where(instance, field)} must be a str, got {type(value).__name__}")
-    if "\x00" in value:
-        raise ValueError(f"{_where(instance, field)} must not contain NUL characters")
+    _storable(value, _where(instance, field))
 
 
 def _optional_text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
@@ -121,8 +130,8 @@ def _optional_count(instance: Any, field: attrs.Attribute[Any], value: Any) -> N
 
 def _check_json(value: Any, path: str) -> None:
     if value is None or isinstance(value, bool | int | str):
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError(f"{path} must not contain NUL characters")
+        if isinstance(value, str):
+            _storable(value, path)
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -134,14 +143,58 @@ def _check_json(value: Any, path: str) -> None:
         return
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or "\x00" in key:
-                raise TypeError(f"{path} keys must be str without NUL, got {key!r}")
+            if not isinstance(key, str):
+                raise TypeError(f"{path} keys must be str, got {key!r}")
+            _storable(key, f"{path} key {key!r}")
             _check_json(item, f"{path}[{key!r}]")
         return
     raise TypeError(
         f"{path} must hold only JSON values (dict, list, str, int, float, bool, None), "
         f"got {type(value).__name__}"
     )
+
+
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A dict that refuses changes: records are immutable, even their JSON fields."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("audit records are immutable; change them with attrs.evolve")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        return (FrozenDict, (dict(self),))
+
+
+class FrozenList(list):  # type: ignore[type-arg]
+    """A list that refuses changes (inside the JSON fields of a record)."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("audit records are immutable; change them with attrs.evolve")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        return (FrozenList, (list(self),))
+
+
+def freeze_json(value: Any) -> Any:
+    """A deep copy of a JSON value whose dicts and lists cannot be changed.
+
+    Copying keeps a record from sharing objects with the caller; freezing keeps a reader (the
+    memory backend hands out the stored object) from changing what is stored.
+    """
+    if isinstance(value, dict):
+        return FrozenDict((k, freeze_json(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return FrozenList(freeze_json(v) for v in value)
+    return value
 
 
 def _json_dict(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
@@ -238,10 +291,14 @@ class Audit:
     trust_score: float | None = _float_field()
     risk_level: str | None = attrs.field(default=None, validator=_optional_text)
     narrative: str | None = attrs.field(default=None, validator=_optional_text)
-    signal_scores: dict[str, Any] = attrs.field(factory=dict, validator=_json_dict)
+    signal_scores: dict[str, Any] = attrs.field(
+        factory=dict, converter=freeze_json, validator=_json_dict
+    )
     site_type: str | None = attrs.field(default=None, validator=_optional_text)
     site_type_confidence: float | None = _float_field()
-    security_results: dict[str, Any] = attrs.field(factory=dict, validator=_json_dict)
+    security_results: dict[str, Any] = attrs.field(
+        factory=dict, converter=freeze_json, validator=_json_dict
+    )
     pages_scanned: int = attrs.field(default=0, validator=_count)
     elapsed_seconds: float | None = _float_field()
     error_message: str | None = attrs.field(default=None, validator=_optional_text)

@@ -128,15 +128,15 @@ class AuditRecorder:
     def failed(self, audit_id: str, error: str) -> Audit:
         """Status error with the message; creates the audit (url ``about:blank``) if needed."""
         validate_audit_id(audit_id)
-        if not isinstance(error, str):
-            error = str(error)
+        # The error text must never be lost: coerce it to text that every backend can store.
+        error = (error if isinstance(error, str) else str(error)).replace("\x00", "")
         now = utcnow()
         with self._locks(audit_id):
             audit = self._audits.get(audit_id)
             if audit is None:
                 audit = Audit(
                     id=audit_id, url="about:blank", status=AuditStatus.ERROR,
-                    error_message=error.replace("\x00", ""), created_at=now,
+                    error_message=error, created_at=now,
                     completed_at=now, updated_at=now,
                 )
                 self._audits.create(audit)
@@ -160,4 +160,6 @@ class AuditRecorder:
             raise InvalidRecord(f"screenshot event lacks {', '.join(missing)}")
         label = event.get("label")
         label = f"screenshot {event['index']}" if label is None else label
+        if not isinstance(label, str) or "\x00" in label:
+            raise InvalidRecord(f"screenshot event label must be text without NUL, got {label!r}")
         return self._screenshots.save(audit_id, event["index"], label, event["data"])

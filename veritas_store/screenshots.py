@@ -17,7 +17,14 @@ from typing import Any
 
 import attrs
 
-from .errors import AuditNotFound, BackendUnavailable, BlobNotFound, InvalidImage, InvalidKey
+from .errors import (
+    AuditNotFound,
+    BackendUnavailable,
+    BlobNotFound,
+    InvalidImage,
+    InvalidKey,
+    InvalidRecord,
+)
 from .keys import validate_audit_id
 from .locks import KeyedLocks
 from .model import Screenshot, utcnow
@@ -81,7 +88,7 @@ class ScreenshotStorage:
         validate_audit_id(audit_id)
         _check_index(index)
         if not isinstance(label, str) or "\x00" in label:
-            raise TypeError("screenshot label must be a str without NUL characters")
+            raise InvalidRecord(f"screenshot label must be a str without NUL, got {label!r}")
         image = decode_image(data)
         ext, content_type = sniff_image(image)
         key = screenshot_key(audit_id, index, ext)

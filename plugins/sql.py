@@ -1,0 +1,414 @@
+"""The ``sql`` audit backend: audits in SQLite, PostgreSQL or MariaDB through SQLAlchemy Core.
+
+Three normalised tables per ``table_prefix``: ``audits``, ``findings`` and ``screenshots``
+(the latter two cascade-deleted with their audit). Column types are chosen so that every record
+reads back ``==`` to what was written: doubles not floats, datetimes with microseconds, JSON
+for the dict fields, long text where MySQL's TEXT would truncate, and ids compared by code point
+on every database so that keyset pagination agrees with the other backends.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+import veritas_store as vs
+
+log = logging.getLogger(__name__)
+
+_MYSQL = ("mysql", "mariadb")
+_PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]{0,31})?")
+_IN_BATCH = 500  # ids per IN (...) when loading children: stays far below every bind limit
+
+# --- column types ---------------------------------------------------------------------------
+
+# Ids are case-sensitive and sort by code point everywhere, as in the memory backend.
+_Id = (
+    sa.String(128)
+    .with_variant(mysql.VARCHAR(128, charset="utf8mb4", collation="utf8mb4_bin"), *_MYSQL)
+    .with_variant(postgresql.VARCHAR(128, collation="C"), "postgresql")
+)
+# MySQL's TEXT stops at 64 KiB; a narrative or a URL may be longer.
+_LongText = sa.Text().with_variant(mysql.LONGTEXT(), *_MYSQL)
+
+
+class _UtcDateTime(sa.TypeDecorator[datetime]):
+    """Naive UTC with microseconds in the database, aware UTC datetimes in Python."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL:  # plain DATETIME drops the microseconds
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+    md = sa.MetaData()
+    opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}  # InnoDB: foreign keys
+    audits = sa.Table(
+        f"{prefix}audits",
+        md,
+        sa.Column("id", _Id, primary_key=True),
+        sa.Column("url", _LongText, nullable=False),
+        sa.Column("tier", _LongText, nullable=False),
+        sa.Column("verdict_mode", _LongText, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created_at", _UtcDateTime(), nullable=False),
+        sa.Column("started_at", _UtcDateTime()),
+        sa.Column("completed_at", _UtcDateTime()),
+        sa.Column("updated_at", _UtcDateTime(), nullable=False),
+        sa.Column("trust_score", sa.Double()),  # MySQL FLOAT is single precision
+        sa.Column("risk_level", _LongText),
+        sa.Column("narrative", _LongText),
+        sa.Column("signal_scores", sa.JSON(), nullable=False),
+        sa.Column("site_type", _LongText),
+        sa.Column("site_type_confidence", sa.Double()),
+        sa.Column("security_results", sa.JSON(), nullable=False),
+        sa.Column("pages_scanned", sa.Integer(), nullable=False),
+        sa.Column("elapsed_seconds", sa.Double()),
+        sa.Column("error_message", _LongText),
+        # newest-first listing, with and without a status filter
+        sa.Index(f"ix_{prefix}audits_created", "created_at", "id"),
+        sa.Index(f"ix_{prefix}audits_status_created", "status", "created_at", "id"),
+        **opts,
+    )
+
+    def child(name: str, *columns: sa.Column[Any]) -> sa.Table:
+        fk = sa.ForeignKey(audits.c.id, ondelete="CASCADE")
+        return sa.Table(
+            f"{prefix}{name}",
+            md,
+            sa.Column("audit_id", _Id, fk, primary_key=True),
+            sa.Column("position", sa.Integer(), primary_key=True),  # keeps the tuple's order
+            *columns,
+            **opts,
+        )
+
+    findings = child(
+        "findings",
+        sa.Column("category", _LongText, nullable=False),
+        sa.Column("pattern_type", _LongText, nullable=False),
+        sa.Column("severity", _LongText, nullable=False),
+        sa.Column("confidence", sa.Double(), nullable=False),
+        sa.Column("description", _LongText, nullable=False),
+        sa.Column("screenshot_index", sa.Integer()),
+        sa.Column("evidence", _LongText),
+    )
+    screenshots = child(
+        "screenshots",
+        sa.Column("idx", sa.Integer(), nullable=False),  # Screenshot.index ("index" is reserved)
+        sa.Column("label", _LongText, nullable=False),
+        sa.Column("blob_key", _LongText, nullable=False),
+        sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("content_type", _LongText, nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+    )
+    return md, audits, findings, screenshots
+
+
+_FINDING_FIELDS = (
+    "category", "pattern_type", "severity", "confidence", "description", "screenshot_index",
+    "evidence",
+)  # fmt: skip
+_SCREENSHOT_FIELDS = ("label", "blob_key", "size_bytes", "content_type", "sha256")  # + index
+
+
+# --- options --------------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, got {type(value).__name__}")
+
+
+def _parse_url(url: object) -> URL:
+    if not isinstance(url, str) or not url.strip():
+        raise TypeError("url must be a non-empty SQLAlchemy database URL string")
+    try:
+        return make_url(url)
+    except sa.exc.ArgumentError:
+        # SQLAlchemy's message repeats the URL, password included
+        raise ValueError("url is not a valid SQLAlchemy database URL (not shown)") from None
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+class SqlAuditStore:
+    """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
+
+    def __init__(
+        self,
+        url: str,
+        table_prefix: str = "veritas_",
+        echo: bool = False,
+        busy_timeout: float = 30.0,
+        pool_size: int | None = None,
+        max_overflow: int | None = None,
+        pool_pre_ping: bool = True,
+        pool_recycle: int | None = None,
+    ) -> None:
+        parsed = _parse_url(url)
+        self._safe_url = parsed.render_as_string(hide_password=True)
+        if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
+            raise ValueError(
+                f"table_prefix must be at most 32 letters, digits or '_', not starting with a "
+                f"digit; got {table_prefix!r}"
+            )
+        _check_bool("echo", echo)
+        _check_bool("pool_pre_ping", pool_pre_ping)
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
+            raise TypeError(f"busy_timeout must be a number of seconds, got {busy_timeout!r}")
+        if not 0 <= busy_timeout < 86_400:
+            raise ValueError(f"busy_timeout must be from 0 to 86400 seconds, got {busy_timeout}")
+        _check_int("pool_size", pool_size, 0)
+        _check_int("max_overflow", max_overflow, -1)
+        _check_int("pool_recycle", pool_recycle, -1)
+
+        self._prefix = table_prefix
+        backend = parsed.get_backend_name()
+        sqlite = backend == "sqlite"
+        memory = sqlite and parsed.database in (None, "", ":memory:")
+        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping and not memory}
+        if pool_recycle is not None:
+            options["pool_recycle"] = pool_recycle
+        for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow)):
+            if value is not None:
+                if memory:
+                    raise ValueError(f"{name} does not apply to an in-memory SQLite database")
+                options[name] = value
+        if sqlite:
+            options["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout}
+            if memory:  # one shared connection, so every thread sees the same database
+                options["poolclass"] = StaticPool
+            elif parsed.database and not parsed.database.startswith("file:"):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        elif backend in _MYSQL:
+            # Writes: InnoDB's default REPEATABLE READ puts next-key (gap) locks on the child-row
+            # DELETEs, a classic deadlock between concurrent writers. Reads still get a snapshot.
+            options["isolation_level"] = "READ COMMITTED"
+        try:
+            self._engine = sa.create_engine(parsed, **options)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise ValueError(f"cannot use database URL {self._safe_url}: {exc}") from None
+
+        # A single StaticPool connection must not be used by two threads at once.
+        self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
+        if sqlite:
+            self._tune_sqlite(busy_timeout)
+            self._reader = self._engine
+        else:
+            # get() and list() read a row, then its children: one snapshot for both
+            self._reader = self._engine.execution_options(isolation_level="REPEATABLE READ")
+        self._writer = self._engine.execution_options(veritas_write=True)
+
+        self._metadata, self._audits, self._findings, self._screenshots = _build_tables(
+            table_prefix
+        )
+        self._create_tables()
+        log.debug("opened %r", self)
+
+    def _tune_sqlite(self, busy_timeout: float) -> None:
+        @sa.event.listens_for(self._engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Take transaction control from the sqlite3 module (SQLAlchemy's pysqlite recipe):
+            # it would BEGIN only at the first write, and upgrading a read transaction to a
+            # write one fails at once with "database is locked" when another thread writes.
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+                cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+                cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL
+                cursor.execute("PRAGMA foreign_keys = ON")  # for ON DELETE CASCADE
+            finally:
+                cursor.close()
+
+        @sa.event.listens_for(self._engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            # Writers take the write lock up front (waiting up to busy_timeout for it).
+            write = conn.get_execution_options().get("veritas_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def _create_tables(self) -> None:
+        try:
+            with self._lock, self._engine.connect():
+                pass
+        except sa.exc.DBAPIError as exc:
+            self._engine.dispose()
+            raise vs.BackendUnavailable(
+                f"cannot open the sql audit store at {self._safe_url}: {exc.orig}"
+            ) from exc
+        attempts = len(self._metadata.tables) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._lock, self._writer.begin() as conn:
+                    self._metadata.create_all(conn)  # checks first: idempotent
+                return
+            except sa.exc.DBAPIError:
+                # Another process created a table between our check and our CREATE (MariaDB
+                # DDL is not transactional): check again; each retry means one more table.
+                if attempt == attempts:
+                    self._engine.dispose()
+                    raise
+
+    def __repr__(self) -> str:
+        return f"SqlAuditStore(url={self._safe_url!r}, table_prefix={self._prefix!r})"
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for migrations and operator tools)."""
+        return self._engine
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        """The tables of this store's ``table_prefix``."""
+        return self._metadata
+
+    # --- the AuditStore protocol ----------------------------------------------------------
+
+    def create(self, audit: vs.Audit) -> None:
+        vs.validate_audit_id(audit.id)
+        with self._lock, self._writer.begin() as conn:
+            try:
+                conn.execute(self._audits.insert(), self._audit_row(audit))
+            except sa.exc.IntegrityError:
+                raise vs.AuditExists(f"audit {audit.id!r} already exists") from None
+            self._insert_children(conn, audit)
+
+    def get(self, audit_id: str) -> vs.Audit | None:
+        vs.validate_audit_id(audit_id)
+        query = sa.select(self._audits).where(self._audits.c.id == audit_id)
+        with self._lock, self._reader.begin() as conn:
+            row = conn.execute(query).mappings().first()
+            return None if row is None else self._load(conn, [row])[0]
+
+    def update(self, audit: vs.Audit) -> None:
+        vs.validate_audit_id(audit.id)
+        row = self._audit_row(audit)
+        del row["id"]
+        with self._lock, self._writer.begin() as conn:
+            # the row lock taken here also serialises concurrent updates of the children
+            result = conn.execute(
+                self._audits.update().where(self._audits.c.id == audit.id).values(row)
+            )
+            if result.rowcount == 0:
+                raise vs.AuditNotFound(f"audit {audit.id!r} not found")
+            for table in (self._findings, self._screenshots):
+                conn.execute(table.delete().where(table.c.audit_id == audit.id))
+            self._insert_children(conn, audit)
+
+    def delete(self, audit_id: str) -> bool:
+        vs.validate_audit_id(audit_id)
+        with self._lock, self._writer.begin() as conn:  # children go by ON DELETE CASCADE
+            result = conn.execute(self._audits.delete().where(self._audits.c.id == audit_id))
+            return result.rowcount > 0
+
+    def list(
+        self,
+        status: vs.AuditStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> vs.AuditPage:
+        status = vs.validate_status(status)
+        vs.validate_limit(limit)
+        c = self._audits.c
+        query = sa.select(self._audits).order_by(c.created_at.desc(), c.id.desc())
+        if status is not None:
+            query = query.where(c.status == status.value)
+        if cursor is not None:  # keyset: strictly after the previous page's last item
+            at, last_id = vs.decode_cursor(cursor)
+            query = query.where(
+                sa.or_(c.created_at < at, sa.and_(c.created_at == at, c.id < last_id))
+            )
+        with self._lock, self._reader.begin() as conn:
+            rows = conn.execute(query.limit(limit + 1)).mappings().all()  # +1: is there more?
+            items = self._load(conn, rows[:limit])
+        more = len(rows) > limit
+        return vs.AuditPage(tuple(items), vs.encode_cursor(items[-1]) if more else None)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # --- rows <-> records -----------------------------------------------------------------
+
+    def _audit_row(self, audit: vs.Audit) -> dict[str, Any]:
+        row = {column.name: getattr(audit, column.name) for column in self._audits.c}
+        row["status"] = audit.status.value
+        return row
+
+    def _insert_children(self, conn: sa.Connection, audit: vs.Audit) -> None:
+        findings = [
+            {"audit_id": audit.id, "position": i, **{k: getattr(f, k) for k in _FINDING_FIELDS}}
+            for i, f in enumerate(audit.findings)
+        ]
+        screenshots = [
+            {"audit_id": audit.id, "position": i, "idx": s.index}
+            | {k: getattr(s, k) for k in _SCREENSHOT_FIELDS}
+            for i, s in enumerate(audit.screenshots)
+        ]
+        if findings:  # executemany; an empty list would mean one empty INSERT
+            conn.execute(self._findings.insert(), findings)
+        if screenshots:
+            conn.execute(self._screenshots.insert(), screenshots)
+
+    def _children(
+        self, conn: sa.Connection, table: sa.Table, ids: Sequence[str]
+    ) -> Iterator[Mapping[str, Any]]:
+        for start in range(0, len(ids), _IN_BATCH):
+            batch = ids[start : start + _IN_BATCH]
+            query = sa.select(table).where(table.c.audit_id.in_(batch)).order_by(table.c.position)
+            yield from conn.execute(query).mappings()
+
+    def _load(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> list[vs.Audit]:
+        """Records for audit rows, with their children loaded in a few IN queries (no N+1)."""
+        ids = [row["id"] for row in rows]
+        findings: dict[str, list[vs.Finding]] = defaultdict(list)
+        for r in self._children(conn, self._findings, ids):
+            findings[r["audit_id"]].append(vs.Finding(**{k: r[k] for k in _FINDING_FIELDS}))
+        screenshots: dict[str, list[vs.Screenshot]] = defaultdict(list)
+        for r in self._children(conn, self._screenshots, ids):
+            shot = vs.Screenshot(index=r["idx"], **{k: r[k] for k in _SCREENSHOT_FIELDS})
+            screenshots[r["audit_id"]].append(shot)
+        return [
+            vs.Audit(**row, findings=findings[row["id"]], screenshots=screenshots[row["id"]])
+            for row in rows
+        ]
+
+
+@vs.hookimpl
+def register_audit_backends(register):  # type: ignore[no-untyped-def]
+    register(
+        "sql",
+        SqlAuditStore,
+        description="audits in SQLite, PostgreSQL or MariaDB/MySQL through SQLAlchemy",
+    )
