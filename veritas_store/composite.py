@@ -1,10 +1,11 @@
 """Composite stores: write to every enabled backend, read in priority order.
 
-Writes go to a *leader* first: the first backend in write order (the authoritative one, first
-in ``read_order``) that answers. The leader decides the logical outcome — ``AuditExists``,
+Audit writes go to a *leader* first: the first backend in write order (the authoritative one,
+first in ``read_order``) that answers. The leader decides the logical outcome — ``AuditExists``,
 ``AuditNotFound`` — before any other backend is touched, so a rejected write changes nothing.
 The other backends then follow in parallel; a follower that disagrees only because it is behind
 (a create that finds a stale copy, an update of an audit it never saw) is brought in line.
+Blob writes have no precondition, so every blob backend is written at once.
 
 A failure on a ``required`` backend fails the operation with ``WriteError`` (every backend's
 outcome attached); a failure on an optional one is logged and reported to the
@@ -139,13 +140,19 @@ class _Composite(Generic[S]):
         key: str,
         lead: Callable[[S], T],
         follow: Callable[[S], Any] | None = None,
+        *,
+        parallel: bool = False,
     ) -> tuple[T, list[Any]]:
-        """Write through every backend; return the leader's result and the followers' results."""
+        """Write through every backend; return the leader's result and the followers' results.
+
+        ``parallel`` writes every backend at once, for writes without a precondition (blob
+        put and delete): there is nothing for a leader to decide, so nothing to wait for.
+        """
         follow = follow or lead
         outcomes: dict[str, BaseException | None] = {}
         remaining = list(self._write)
         leader_result: Any = None
-        while remaining:
+        while remaining and not parallel:
             member = remaining.pop(0)
             try:
                 leader_result = lead(member.store)
@@ -164,9 +171,16 @@ class _Composite(Generic[S]):
             outcomes[member.name] = None
             break
         else:
-            raise WriteError(f"{operation}({key}) failed on every backend", outcomes)
+            if not parallel:
+                raise WriteError(f"{operation}({key}) failed on every backend", outcomes)
 
         results = self._run([(lambda m=m: follow(m.store)) for m in remaining])
+        if parallel:
+            answers = [r for r in results if not isinstance(r, Exception)]
+            if not answers:
+                failures = dict(zip((m.name for m in remaining), results, strict=True))
+                raise WriteError(f"{operation}({key}) failed on every backend", failures)
+            leader_result = answers[0]
         failed_required: Exception | None = None
         for member, result in zip(remaining, results, strict=True):
             if isinstance(result, Exception):
@@ -287,13 +301,15 @@ class CompositeBlobStore(_Composite[Any]):
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
         data = bytes(data)
-        info, _ = self._fan_out("put", key, lambda s: s.put(key, data, content_type))
+        info, _ = self._fan_out(
+            "put", key, lambda s: s.put(key, data, content_type), parallel=True
+        )
         return info
 
     def delete(self, key: str) -> bool:
         validate_blob_key(key)
-        first, rest = self._fan_out("delete", key, lambda s: s.delete(key))
-        return bool(first) or any(rest)
+        _, answers = self._fan_out("delete", key, lambda s: s.delete(key), parallel=True)
+        return any(answers)
 
     def get(self, key: str) -> bytes:
         return self.get_with_source(key)[0]
