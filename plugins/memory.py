@@ -60,6 +60,8 @@ class MemoryBlobStore:
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> vs.BlobInfo:
         vs.validate_blob_key(key)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
         data = bytes(data)
         with self._lock:
             self._blobs[key] = (data, content_type)

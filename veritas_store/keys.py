@@ -48,9 +48,9 @@ def validate_blob_prefix(prefix: object) -> str:
         raise InvalidKey(f"blob prefix must be a str, got {type(prefix).__name__}")
     if prefix == "":
         return prefix
-    head, _, tail = prefix.rpartition("/")
-    if head:
-        validate_blob_key(head)
-    if tail and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", tail):
+    head, slash, tail = prefix.rpartition("/")
+    if slash:
+        validate_blob_key(head)  # an empty head ("/abs") is invalid too
+    if tail and not _SEGMENT.fullmatch(tail):
         raise InvalidKey(f"invalid blob prefix {prefix!r}")
     return prefix

@@ -1,0 +1,389 @@
+"""The ``fsspec`` blob backend: blobs as files on local disk, S3 or any fsspec filesystem.
+
+Key ``k`` is stored at ``<url>/<k>``: a file under the root folder for a local path or
+``file://`` URL, the object ``s3://bucket/prefix/<k>`` for S3, and so on. Writes are atomic
+(a reader never sees a partial blob): on local disk through a hidden temporary file in the same
+folder that is fsync'ed and renamed over the target, elsewhere through one ``pipe_file`` call
+(a single S3 PUT). Keys are validated before any path is built, because fsspec resolves ``..``.
+
+Local disk cannot hold both ``a`` and ``a/b`` (one would have to be a file and a folder at
+once); object stores can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import secrets as _secrets
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import fsspec
+from fsspec.asyn import AsyncFileSystem
+from fsspec.core import split_protocol
+from fsspec.implementations.local import LocalFileSystem
+
+import veritas_store as vs
+
+# Option names (lowercased) containing one of these are secrets: never shown in a repr.
+_SECRET_MARKERS = (
+    "key",
+    "secret",
+    "token",
+    "passw",
+    "credential",
+    "auth",
+    "private",
+    "signature",
+    "session",
+    "cookie",
+)
+_REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    """What one kind of filesystem needs beyond the generic fsspec calls."""
+
+    content_type_kwarg: str | None = None  # how pipe_file() stores a content type
+    read_kwargs: Mapping[str, Any] = field(default_factory=dict)  # for cat_file()
+
+
+_GENERIC = _Dialect()
+# s3fs: one GET per read (its default, parallel ranged GETs after a HEAD, could mix two
+# versions of a large blob that is overwritten meanwhile).
+_S3 = _Dialect(content_type_kwarg="ContentType", read_kwargs={"max_concurrency": 1})
+_DIALECTS = {"s3": _S3, "s3a": _S3}
+
+
+def _drop_empty(options: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A copy of ``options`` without entries whose value is ``""`` (at any depth)."""
+    cleaned: dict[str, Any] = {}
+    for name, value in options.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{where} keys must be str, got {type(name).__name__} {name!r}")
+        if isinstance(value, str) and value == "":
+            continue  # "${VAR:-}" in a config means "unset"
+        if isinstance(value, Mapping):
+            value = _drop_empty(value, f"{where}.{name}")
+        cleaned[name] = value
+    return cleaned
+
+
+def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Turn fsspec's listing cache off for remote object stores unless the options say.
+
+    Other processes write to the same bucket, and a cached listing (filled by one thread's
+    ``list()`` while another writes) would make ``exists()`` or ``get()`` miss a fresh blob.
+    """
+    if "use_listings_cache" in options or "::" in url:
+        return options
+    protocol, _ = split_protocol(url)
+    try:
+        cls = fsspec.get_filesystem_class(protocol or "file")
+    except (ValueError, ImportError):
+        return options  # url_to_fs() reports it
+    if issubclass(cls, AsyncFileSystem):  # s3fs, gcsfs, adlfs, http: they take the option
+        return {**options, "use_listings_cache": False}
+    return options
+
+
+def _is_secret(name: str) -> bool:
+    lowered = name.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def _redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: (
+            _REDACTED
+            if _is_secret(name)
+            else _redact_options(value)
+            if isinstance(value, Mapping)
+            else value
+        )
+        for name, value in options.items()
+    }
+
+
+def _redact_url(url: str) -> str:
+    """``url`` without a password in its authority part or a query string (e.g. SAS tokens)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{_REDACTED}@{host}" if ":" in userinfo else f"{_REDACTED}@{host}"
+    query = _REDACTED if parts.query else ""
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class FsspecBlobStore:
+    """Blobs stored under ``url`` on any fsspec filesystem (local path, file://, s3://...).
+
+    ``storage_options`` go to the filesystem (``fsspec.core.url_to_fs(url, **options)``);
+    entries whose value is ``""`` are dropped at any depth, so a config can write
+    ``endpoint_url = "${S3_ENDPOINT_URL:-}"`` for "not set".
+    """
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        if isinstance(url, os.PathLike):
+            url = os.fspath(url)
+        if not isinstance(url, str):
+            raise TypeError(f"fsspec blob backend: url must be a str, got {type(url).__name__}")
+        if not url.strip():
+            raise ValueError("fsspec blob backend: url must not be empty")
+        if storage_options is None:
+            storage_options = {}
+        if not isinstance(storage_options, Mapping):
+            raise TypeError(
+                "fsspec blob backend: storage_options must be a table/dict, "
+                f"got {type(storage_options).__name__}"
+            )
+        options = _drop_empty(storage_options, "storage_options")
+        self._url = url
+        self._options = options
+        shown = _redact_url(url)
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **_with_defaults(url, options))
+        except (ValueError, TypeError) as exc:
+            # Messages name options and protocols, never option values.
+            error = TypeError if isinstance(exc, TypeError) else ValueError
+            raise error(f"fsspec blob backend {shown!r}: {exc}") from exc
+        except ImportError as exc:
+            raise ValueError(
+                f"fsspec blob backend {shown!r}: the filesystem for this URL is not installed "
+                f"({exc}); for s3:// install veritas-store[s3]"
+            ) from exc
+        self._fs = fs
+        self._local = isinstance(fs, LocalFileSystem)
+        root = root.rstrip("/")
+        if not root and not self._local:
+            raise ValueError(
+                f"fsspec blob backend {shown!r}: the url names no bucket or folder to store under"
+            )
+        self._root = root  # "" only for the local filesystem's "/"
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        self._dialect = next((_DIALECTS[p] for p in protocols if p in _DIALECTS), _GENERIC)
+        # Async filesystems (s3fs, gcsfs, ...) are made for concurrent calls and local disk
+        # operations are atomic on their own; anything else (memory, sftp, ...) is serialised.
+        self._lock: threading.RLock | None = (
+            None if self._local or getattr(fs, "async_impl", False) else threading.RLock()
+        )
+        try:
+            self._find_takes_prefix = "prefix" in inspect.signature(fs.find).parameters
+        except (TypeError, ValueError):
+            self._find_takes_prefix = False
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        options = _redact_options(self._options)
+        return f"FsspecBlobStore(url={_redact_url(self._url)!r}, storage_options={options!r})"
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The options the filesystem was opened with (empty values dropped), secrets masked."""
+        return _redact_options(self._options)
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{key}"
+
+    def _guard(self) -> contextlib.AbstractContextManager[Any]:
+        return self._lock if self._lock is not None else contextlib.nullcontext()
+
+    # --- BlobStore -----------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> vs.BlobInfo:
+        vs.validate_blob_key(key)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"blob data must be bytes, got {type(data).__name__}"
+                + (" (encode text first)" if isinstance(data, str) else "")
+            )
+        if content_type is not None and not isinstance(content_type, str):
+            raise TypeError(
+                f"content_type must be a str or None, got {type(content_type).__name__}"
+            )
+        data = bytes(data)
+        path = self._path(key)
+        if self._local:
+            self._put_local(path, data)
+        else:
+            kwargs: dict[str, Any] = {}
+            if content_type is not None and self._dialect.content_type_kwarg is not None:
+                kwargs[self._dialect.content_type_kwarg] = content_type
+            with self._guard():
+                try:
+                    self._fs.pipe_file(path, data, **kwargs)
+                except FileNotFoundError:
+                    # A filesystem with real folders (sftp, ...) wants the parents first.
+                    self._fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+                    self._fs.pipe_file(path, data, **kwargs)
+        return vs.BlobInfo.of(key, data, content_type)
+
+    def _put_local(self, path: str, data: bytes) -> None:
+        folder, name = os.path.split(path)
+        for attempt in range(5):
+            os.makedirs(folder, exist_ok=True)
+            # Starts with "." so it is never a valid key: list() skips it.
+            temp = os.path.join(folder, f".{name}.{_secrets.token_hex(8)}.tmp")
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise
+                continue  # a concurrent delete() pruned the empty folder: make it again
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+            _fsync_folder(folder)
+            return
+
+    def get(self, key: str) -> bytes:
+        vs.validate_blob_key(key)
+        path = self._path(key)
+        try:
+            if self._local:
+                with open(path, "rb") as f:
+                    return f.read()
+            with self._guard():
+                return bytes(self._fs.cat_file(path, **self._dialect.read_kwargs))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise vs.BlobNotFound(f"blob {key!r} not found") from None
+
+    def exists(self, key: str) -> bool:
+        vs.validate_blob_key(key)
+        path = self._path(key)
+        if self._local:
+            return os.path.isfile(path)
+        with self._guard():
+            self._fs.invalidate_cache(path)  # another process may have written or deleted it
+            try:
+                return self._fs.info(path)["type"] == "file"
+            except (FileNotFoundError, NotADirectoryError):
+                return False
+
+    def delete(self, key: str) -> bool:
+        vs.validate_blob_key(key)
+        path = self._path(key)
+        if self._local:
+            if not os.path.isfile(path):
+                return False
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False  # deleted concurrently
+            self._prune_local(os.path.dirname(path))
+            return True
+        with self._guard():
+            if not self.exists(key):
+                return False
+            try:
+                self._fs.rm_file(path)
+            except FileNotFoundError:
+                return False
+            return True
+
+    def _prune_local(self, folder: str) -> None:
+        """Remove the folders that deleting a blob left empty, up to (not including) the root."""
+        root = self._root or "/"
+        while folder != root and folder.startswith(self._root + "/"):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                return  # not empty (or already gone): stop
+            folder = os.path.dirname(folder)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        vs.validate_blob_prefix(prefix)
+        head, _, tail = prefix.rpartition("/")
+        folder = self._path(head) if head else self._root or "/"
+        kwargs: dict[str, Any] = {}
+        if tail and self._find_takes_prefix:
+            kwargs["prefix"] = tail  # filtered by the server (S3 ListObjectsV2 prefix)
+        with self._guard():
+            if not self._local:
+                self._fs.invalidate_cache(folder)  # another process may have written
+            try:
+                found = self._fs.find(folder, **kwargs)
+            except (FileNotFoundError, NotADirectoryError):
+                found = []
+        start = self._root + "/"
+        keys = []
+        for name in found:
+            if not name.startswith(start):
+                continue
+            key = name[len(start) :]
+            if not key.startswith(prefix):
+                continue
+            try:
+                vs.validate_blob_key(key)
+            except vs.InvalidKey:
+                continue  # temporary files and anything else that is not ours
+            keys.append(key)
+        keys.sort()
+        return iter(keys)
+
+    def url(self, key: str, expires: int = 3600) -> str:
+        vs.validate_blob_key(key)
+        if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
+            raise ValueError(f"expires must be a positive number of seconds, got {expires!r}")
+        path = self._path(key)
+        if self._local:
+            return Path(path).as_uri()
+        with self._guard():
+            try:
+                return str(self._fs.sign(path, expiration=expires))
+            except NotImplementedError:
+                protocol = self._fs.protocol
+                name = protocol if isinstance(protocol, str) else protocol[0]
+                raise NotImplementedError(
+                    f"the fsspec blob backend cannot make URLs for {name}:// blobs"
+                ) from None
+
+    def close(self) -> None:
+        if not self._local:
+            with self._guard():
+                self._fs.invalidate_cache()
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@vs.hookimpl
+def register_blob_backends(register):  # type: ignore[no-untyped-def]
+    register(
+        "fsspec",
+        FsspecBlobStore,
+        description="blobs as files on local disk, S3 or any fsspec filesystem (url, "
+        "storage_options)",
+    )
