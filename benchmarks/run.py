@@ -1,0 +1,596 @@
+"""veritas-store benchmarks: each figure beside a raw baseline measured in the same run.
+
+    python benchmarks/run.py            # the full run (under 5 minutes on 2 cores)
+    python benchmarks/run.py --quick    # a smoke run: fewer rounds, smaller counts
+    python benchmarks/run.py --only lifecycle,fanout --json results.json
+
+Method: a framework variant and its baseline run in *rounds*, back to back, in an order that
+rotates every round (so drift from other load on the machine hits both alike), after one
+warm-up round that is not counted. A figure is the median over rounds; a ratio is the median
+of the per-round ratios (framework / baseline). PASS/FAIL compares that ratio (or, for the
+memory ``get()``, the median latency) with the issue's target. Docs: docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent / "tests"))  # s3server: the moto server the tests use
+
+import attrs  # noqa: E402
+from baselines import RawPostgres, RawS3, RawSqlite, atomic_write, read_file  # noqa: E402
+from slow import SlowPlugin  # noqa: E402
+from workload import completed_values, created_values, png_bytes, run_tag  # noqa: E402
+
+import veritas_store as vs  # noqa: E402
+
+PG_URL = os.environ.get("VERITAS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SECTIONS = ("lifecycle", "read", "screenshots", "fanout", "async", "memory")
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    figure: str
+    baseline: str
+    ratio: float | None = None
+    target: str = ""
+    passed: bool | None = None  # None: no target
+    note: str = ""
+
+    @property
+    def result(self) -> str:
+        return "" if self.passed is None else "PASS" if self.passed else "FAIL"
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else ""
+        print(
+            f"  {row.name:<34} {row.figure:>14}   {row.baseline:<32} {ratio:>7}  "
+            f"{row.target:<10} {row.result}",
+            flush=True,
+        )
+        if row.note:
+            print(f"  {'':<34} {row.note}", flush=True)
+
+
+def at_least(ratio: float, target: float) -> tuple[str, bool]:
+    return f">= {target:.2f}x", ratio >= target
+
+
+def at_most(ratio: float, target: float) -> tuple[str, bool]:
+    return f"<= {target:.2f}x", ratio <= target
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f} /s"
+
+
+def micros(seconds: float) -> str:
+    return f"{seconds * 1e6:,.1f} us"
+
+
+def millis(seconds: float) -> str:
+    return f"{seconds * 1e3:,.2f} ms"
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+Batch = Callable[[int, int], None]  # (round, ops): run ops operations of that round
+
+
+def interleaved(variants: dict[str, Batch], rounds: int, ops: int) -> dict[str, list[float]]:
+    """Seconds per operation of each variant in each counted round (round 0 warms up)."""
+    names = list(variants)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds + 1):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            variants[name](r, ops)
+            elapsed = time.perf_counter() - start
+            if r:
+                seconds[name].append(elapsed / ops)
+    return seconds
+
+
+def median_ratio(numerator: list[float], denominator: list[float]) -> float:
+    return statistics.median(n / d for n, d in zip(numerator, denominator, strict=True))
+
+
+def throughput_ratio(framework: list[float], baseline: list[float]) -> float:
+    """Framework operations per second over the baseline's (per round, median)."""
+    return median_ratio(baseline, framework)  # seconds per op, inverted
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def open_config(audits: dict[str, Any], blobs: dict[str, Any] | None = None, **kw: Any) -> Any:
+    config: dict[str, Any] = {"audits": audits}
+    config["blobs"] = blobs or {"backends": {"memory": {"type": "memory"}}}
+    return vs.open_stores(config, **kw)
+
+
+def memory_audits() -> dict[str, Any]:
+    return {"backends": {"memory": {"type": "memory"}}}
+
+
+def sql_audits(url: str, **options: Any) -> dict[str, Any]:
+    return {"backends": {"sql": {"type": "sql", "url": url, **options}}}
+
+
+def lifecycle(audits: Any, audit_id: str) -> vs.Audit | None:
+    """create (running) -> update (completed, 10 findings, 3 screenshots) -> get."""
+    audit = vs.Audit(**created_values(audit_id))
+    audits.create(audit)
+    done = completed_values(audit_id)
+    done["findings"] = [vs.Finding(**f) for f in done["findings"]]
+    done["screenshots"] = [vs.Screenshot(**s) for s in done["screenshots"]]
+    audits.update(attrs.evolve(audit, **done))
+    return audits.get(audit_id)
+
+
+def pg_reachable() -> str | None:
+    """None if PostgreSQL answers, else why not."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return None
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def bench_lifecycle(report: Report, quick: bool, workdir: Path) -> None:
+    rounds, ops = (3, 30) if quick else (7, 120)
+    tag = run_tag()
+    raw = RawSqlite(str(workdir / "raw.db"))
+    stores = {
+        "memory": open_config(memory_audits()),
+        "sqlite": open_config(sql_audits(f"sqlite:///{workdir / 'fw.db'}")),
+        "memory+sqlite": open_config(
+            {
+                "read_order": ["sql", "memory"],
+                "backends": {
+                    "sql": {"type": "sql", "url": f"sqlite:///{workdir / 'composite.db'}"},
+                    "memory": {"type": "memory"},
+                },
+            }
+        ),
+    }
+    pg_problem = pg_reachable()
+    raw_pg = None
+    prefix = f"bench{tag}_"
+    if pg_problem is None:
+        stores["postgresql"] = open_config(sql_audits(PG_URL, table_prefix=prefix))
+        raw_pg = RawPostgres(PG_URL.replace("postgresql+psycopg", "postgresql"), f"raw{prefix}")
+
+    def framework(name: str) -> Batch:
+        audits = stores[name].audits
+
+        def run(r: int, ops: int) -> None:
+            for i in range(ops):
+                lifecycle(audits, f"{tag}-{name.replace('+', '-')}-{r}-{i}")
+
+        return run
+
+    def raw_batch(target: Any, name: str) -> Batch:
+        def run(r: int, ops: int) -> None:
+            for i in range(ops):
+                target.lifecycle(f"{tag}-{name}-{r}-{i}")
+
+        return run
+
+    variants: dict[str, Batch] = {"raw sqlite3": raw_batch(raw, "raw")}
+    variants.update({name: framework(name) for name in stores})
+    if raw_pg is not None:
+        variants["raw psycopg"] = raw_batch(raw_pg, "rawpg")
+    try:
+        seconds = interleaved(variants, rounds, ops)
+    finally:
+        if raw_pg is not None:  # the PostgreSQL database is shared: drop what we made
+            pg = stores["postgresql"].audits.backends["sql"]
+            pg.metadata.drop_all(pg.engine)
+            raw_pg.drop()
+            raw_pg.close()
+        for s in stores.values():
+            s.close()
+        raw.close()
+
+    base = seconds["raw sqlite3"]
+    base_text = f"raw sqlite3 {rate(1 / statistics.median(base))}"
+    targets = {"sqlite": 0.5, "memory+sqlite": 0.45}
+    for name in stores:
+        ratio = throughput_ratio(seconds[name], base)
+        target, passed = at_least(ratio, targets[name]) if name in targets else ("", None)
+        figure = rate(1 / statistics.median(seconds[name]))
+        report.add(Row(f"lifecycle {name}", figure, base_text, ratio, target, passed))
+    if raw_pg is not None:
+        ratio = throughput_ratio(seconds["postgresql"], seconds["raw psycopg"])
+        pg_base = f"raw psycopg {rate(1 / statistics.median(seconds['raw psycopg']))}"
+        report.add(
+            Row(
+                "lifecycle postgresql",
+                rate(1 / statistics.median(seconds["postgresql"])),
+                pg_base,
+                ratio,
+            )
+        )
+    else:
+        report.add(Row("lifecycle postgresql", "skipped", f"PostgreSQL unreachable: {pg_problem}"))
+
+
+def bench_read(report: Report, quick: bool, workdir: Path) -> None:
+    rounds = 3 if quick else 7
+    tag = run_tag()
+    ids = [f"{tag}-read-{i}" for i in range(200)]
+    mem = open_config(memory_audits())
+    sql = open_config(sql_audits(f"sqlite:///{workdir / 'read.db'}"))
+    raw = RawSqlite(str(workdir / "read-raw.db"))
+    plain: dict[str, vs.Audit] = {}
+    for audit_id in ids:
+        plain[audit_id] = lifecycle(mem.audits, audit_id)  # type: ignore[assignment]
+        lifecycle(sql.audits, audit_id)
+        raw.lifecycle(audit_id)
+
+    def reads(get: Callable[[str], Any]) -> Batch:
+        def run(r: int, ops: int) -> None:
+            for i in range(ops):
+                get(ids[i % len(ids)])
+
+        return run
+
+    try:
+        fast = interleaved(
+            {"dict": reads(plain.get), "memory": reads(mem.audits.get)}, rounds, 20_000
+        )
+        slow = interleaved(
+            {"raw": reads(raw.read), "sqlite": reads(sql.audits.get)},
+            rounds,
+            200 if quick else 1000,
+        )
+    finally:
+        mem.close()
+        sql.close()
+        raw.close()
+    median = statistics.median(fast["memory"])
+    report.add(
+        Row(
+            "get() memory",
+            micros(median),
+            f"dict.get {micros(statistics.median(fast['dict']))}",
+            median_ratio(fast["memory"], fast["dict"]),
+            "< 10 us",
+            median < 10e-6,
+            note="ratio here is latency: framework / baseline",
+        )
+    )
+    report.add(
+        Row(
+            "get() sqlite",
+            micros(statistics.median(slow["sqlite"])),
+            f"raw sqlite3 {micros(statistics.median(slow['raw']))}",
+            median_ratio(slow["sqlite"], slow["raw"]),
+            note="ratio here is latency: framework / baseline",
+        )
+    )
+
+
+def bench_screenshots(report: Report, quick: bool, workdir: Path) -> None:
+    png = png_bytes()
+    tag = run_tag()
+
+    def screenshot_pair(
+        blobs: dict[str, Any],
+        raw_save: Callable[[str, bytes], None],
+        raw_load: Callable[[str], bytes],
+        label: str,
+        rounds: int,
+        ops: int,
+        target: float,
+    ) -> None:
+        stores = open_config(memory_audits(), {"backends": {"b": blobs}})
+        per_audit = 5
+
+        def ids(r: int, i: int) -> tuple[str, int]:
+            return f"{tag}-{label}-{r}-{i // per_audit}", i % per_audit
+
+        def save(r: int, ops: int) -> None:
+            for i in range(ops):
+                audit_id, index = ids(r, i)
+                if index == 0:
+                    stores.audits.create(vs.Audit(**created_values(audit_id)))
+                stores.screenshots.save(audit_id, index, "home", png)
+
+        def load(r: int, ops: int) -> None:
+            for i in range(ops):
+                stores.screenshots.load(*ids(r, i))
+
+        def raw_save_batch(r: int, ops: int) -> None:
+            for i in range(ops):
+                audit_id, index = ids(r, i)
+                raw_save(f"raw/{audit_id}/{index:04d}.png", png)
+
+        def raw_load_batch(r: int, ops: int) -> None:
+            for i in range(ops):
+                audit_id, index = ids(r, i)
+                raw_load(f"raw/{audit_id}/{index:04d}.png")
+
+        try:
+            saved = interleaved({"raw": raw_save_batch, "fw": save}, rounds, ops)
+            loaded = interleaved({"raw": raw_load_batch, "fw": load}, rounds, ops)
+        finally:
+            stores.close()
+        base = f"{'raw atomic write' if label == 'local' else 'raw s3fs pipe'} " + millis(
+            statistics.median(saved["raw"])
+        )
+        ratio = throughput_ratio(saved["fw"], saved["raw"])
+        t, ok = at_least(ratio, target)
+        report.add(
+            Row(
+                f"screenshot save {label}",
+                millis(statistics.median(saved["fw"])),
+                base,
+                ratio,
+                t,
+                ok,
+            )
+        )
+        base = f"{'raw read' if label == 'local' else 'raw s3fs cat'} " + millis(
+            statistics.median(loaded["raw"])
+        )
+        report.add(
+            Row(
+                f"screenshot load {label}",
+                millis(statistics.median(loaded["fw"])),
+                base,
+                throughput_ratio(loaded["fw"], loaded["raw"]),
+                note="load checks the sha256 recorded on the audit",
+            )
+        )
+
+    root = workdir / "blobs"
+    screenshot_pair(
+        {"type": "fsspec", "url": str(root)},
+        lambda key, data: atomic_write(
+            str(root / os.path.dirname(key)), os.path.basename(key), data
+        ),
+        lambda key: read_file(str(root / key)),
+        "local",
+        *((3, 20) if quick else (9, 40)),
+        0.8,
+    )
+
+    try:
+        from s3server import start_s3_server
+
+        server = start_s3_server()
+    except Exception as exc:
+        report.add(Row("screenshot save s3", "skipped", f"moto S3 server unavailable: {exc}"))
+        return
+    try:
+        bucket = server.make_bucket()
+        raw = RawS3(server.storage_options(), bucket)
+        screenshot_pair(
+            {
+                "type": "fsspec",
+                "url": f"s3://{bucket}",
+                "storage_options": server.storage_options(),
+            },
+            raw.save,
+            raw.load,
+            "s3",
+            *((3, 5) if quick else (7, 12)),
+            0.9,
+        )
+    finally:
+        server.stop()
+
+
+def bench_fanout(report: Report, quick: bool, workdir: Path) -> None:
+    rounds, ops = (3, 3) if quick else (7, 5)
+    plugin = SlowPlugin()
+    tag = run_tag()
+
+    def config(n: int) -> dict[str, Any]:
+        return {"backends": {f"slow{i}": {"type": "slow"} for i in range(n)}}
+
+    sizes = (1, 2) if quick else (1, 2, 3)
+    stores = {
+        n: vs.open_stores({"audits": config(n), "blobs": config(n)}, plugins=[plugin])
+        for n in sizes
+    }
+    audit_id = f"{tag}-fanout"
+    audit = vs.Audit(**created_values(audit_id))
+    for s in stores.values():
+        s.audits.create(audit)
+    blob = png_bytes(2_000)
+
+    def updates(n: int) -> Batch:
+        def run(r: int, ops: int) -> None:
+            for i in range(ops):
+                stores[n].audits.update(attrs.evolve(audit, pages_scanned=r * ops + i))
+
+        return run
+
+    def puts(n: int) -> Batch:
+        def run(r: int, ops: int) -> None:
+            for i in range(ops):
+                stores[n].blobs.put(f"{audit_id}/{i:04d}.png", blob, "image/png")
+
+        return run
+
+    try:
+        upd = interleaved({str(n): updates(n) for n in sizes}, rounds, ops)
+        put = interleaved({str(n): puts(n) for n in sizes}, rounds, ops)
+    finally:
+        for s in stores.values():
+            s.close()
+    for label, seconds in (("audit update", upd), ("blob put", put)):
+        one = statistics.median(seconds["1"])
+        for n in sizes[1:]:
+            ratio = median_ratio(seconds[str(n)], seconds["1"])
+            target, passed = at_most(ratio, 1.2) if n == 2 else ("", None)
+            report.add(
+                Row(
+                    f"fan-out {label}, {n} backends",
+                    millis(statistics.median(seconds[str(n)])),
+                    f"1 backend {millis(one)}",
+                    ratio,
+                    target,
+                    passed,
+                    note="ratio here is latency: composite / one backend",
+                )
+            )
+
+
+def bench_async(report: Report, quick: bool, workdir: Path) -> None:
+    try:
+        import veritas_store.aio  # noqa: F401
+    except ImportError:
+        report.add(Row("async", "skipped", "veritas_store.aio is not available"))
+        return
+    raise NotImplementedError  # filled in once the async API exists
+
+
+def bench_memory(report: Report, quick: bool, workdir: Path) -> None:
+    count = 20_000 if quick else 100_000
+    probe = HERE / "memory_probe.py"
+    per_audit = {}
+    for kind in ("dicts", "framework"):
+        out = subprocess.run(
+            [sys.executable, str(probe), kind, str(count)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=workdir,
+        ).stdout
+        result = json.loads(out)
+        per_audit[kind] = (result["peak_kb"] - result["before_kb"]) * 1024 / count
+    report.add(
+        Row(
+            f"memory per audit ({count:,})",
+            f"{per_audit['framework']:,.0f} B",
+            f"plain dicts {per_audit['dicts']:,.0f} B",
+            per_audit["framework"] / per_audit["dicts"],
+            note="peak RSS of a fresh process; ratio: framework / dicts (lower is better)",
+        )
+    )
+
+
+BENCHES = {
+    "lifecycle": bench_lifecycle,
+    "read": bench_read,
+    "screenshots": bench_screenshots,
+    "fanout": bench_fanout,
+    "async": bench_async,
+    "memory": bench_memory,
+}
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": model or platform.processor(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: fewer rounds")
+    parser.add_argument("--only", help=f"comma-separated sections of: {', '.join(SECTIONS)}")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    sections = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+
+    info = machine()
+    print(
+        f"veritas-store {vs.__version__} benchmarks{' (quick)' if args.quick else ''}: "
+        f"{info['cpus']} CPUs, {info['cpu']}, Python {info['python']}, {info['system']}, "
+        f"load average {info['load']}"
+    )
+    print(
+        f"  {'benchmark':<34} {'figure':>14}   {'baseline (same run)':<32} {'ratio':>7}  "
+        f"{'target':<10} result"
+    )
+    report = Report()
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="veritas-bench-"))
+    try:
+        for name in sections:
+            gc.collect()
+            BENCHES[name](report, args.quick, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    failed = [row.name for row in report.rows if row.passed is False]
+    passed = sum(row.passed is True for row in report.rows)
+    print(
+        f"{passed} PASS, {len(failed)} FAIL in {elapsed:.0f} s"
+        + (f" (FAIL: {', '.join(failed)})" if failed else "")
+    )
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "quick": args.quick,
+                    "seconds": round(elapsed, 1),
+                    "rows": [asdict(row) | {"result": row.result} for row in report.rows],
+                },
+                indent=2,
+            )
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
