@@ -14,7 +14,7 @@ import re
 import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,158 @@ def _parse_url(url: object) -> URL:
         raise ValueError("url is not a valid SQLAlchemy database URL (not shown)") from None
 
 
+# --- prepared statements and transactions ---------------------------------------------------
+
+# SQLAlchemy's per-call machinery (a Connection, its events, an execution context per statement)
+# costs several times what a small statement costs on SQLite. The single-audit operations
+# therefore compile their statements once and run them on a pooled DB-API connection, keeping
+# SQLAlchemy's SQL, paramstyle, type conversions, pool and exception types. When someone
+# listens (``echo``, a ``before_cursor_execute`` listener such as a tracer) the same SQL and
+# parameters go through a SQLAlchemy Connection instead, so they see every statement.
+
+
+class _Prepared:
+    """One statement compiled once for a dialect, with its columns' bind/result processors."""
+
+    def __init__(self, statement: Any, dialect: sa.Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self._positional = compiled.positional
+        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        self._binds = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in names or ()
+        ]
+        self._dialect = dialect
+        self._types = (
+            {c.name: c.type.dialect_impl(dialect) for c in statement.selected_columns}
+            if isinstance(statement, sa.Select)
+            else {}
+        )
+        # result processors depend on the driver's type codes: found on the first read
+        self._converters: dict[tuple[Any, ...], list[Any]] = {}
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        if self._positional:
+            return tuple(
+                values[name] if conv is None else conv(values[name]) for name, conv in self._binds
+            )
+        return {
+            name: values[name] if conv is None else conv(values[name]) for name, conv in self._binds
+        }
+
+    def execute(self, tx: _Runner, values: Mapping[str, Any]) -> int:
+        """Run with one set of values; the number of rows it changed."""
+        return tx.run(self.sql, self.params(values))[0]
+
+    def execute_many(self, tx: _Runner, rows: Sequence[Mapping[str, Any]]) -> None:
+        tx.run(self.sql, [self.params(values) for values in rows], many=True)
+
+    def rows(self, tx: _Runner, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows of a SELECT as dicts of Python values."""
+        _, description, raw = tx.run(self.sql, self.params(values), fetch=True)
+        signature = tuple((d[0], d[1]) for d in description)
+        convert = self._converters.get(signature)
+        if convert is None:
+            convert = self._converters[signature] = [
+                self._types[d[0]].result_processor(self._dialect, d[1]) for d in description
+            ]
+        names = [d[0] for d in description]
+        return [
+            {n: v if c is None else c(v) for n, c, v in zip(names, convert, row, strict=True)}
+            for row in raw
+        ]
+
+
+class _Runner:
+    """Runs SQL in one transaction: ``(rowcount, cursor description, rows)``."""
+
+    def run(
+        self, sql: str, params: Any, *, many: bool = False, fetch: bool = False
+    ) -> tuple[int, Any, list[Any]]:
+        raise NotImplementedError
+
+
+class _DirectRunner(_Runner):
+    """On the DB-API cursor; driver errors become SQLAlchemy's exception types."""
+
+    def __init__(self, conn: Any, dialect: sa.Dialect) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.cursor = conn.cursor()
+
+    def run(
+        self, sql: str, params: Any, *, many: bool = False, fetch: bool = False
+    ) -> tuple[int, Any, list[Any]]:
+        with self.translated(sql, params, many):
+            if many:
+                self.cursor.executemany(sql, params)
+            else:
+                self.cursor.execute(sql, params)
+            if not fetch:
+                return self.cursor.rowcount, (), []
+            return -1, self.cursor.description, self.cursor.fetchall()
+
+    @contextmanager
+    def translated(self, sql: str, params: Any = None, many: bool = False) -> Iterator[None]:
+        dbapi = self.dialect.loaded_dbapi
+        try:
+            yield
+        except dbapi.Error as exc:
+            gone = self.dialect.is_disconnect(exc, self.conn.dbapi_connection, self.cursor)
+            raise sa.exc.DBAPIError.instance(
+                sql, params, exc, dbapi.Error, connection_invalidated=gone,
+                dialect=self.dialect, ismulti=many,
+            ) from exc  # fmt: skip
+
+    def commit(self) -> None:
+        with self.translated("COMMIT"):
+            self.conn.commit()
+
+    def abort(self, exc: BaseException) -> None:
+        """Roll back after ``exc``; a connection that is gone is dropped from the pool."""
+        if getattr(exc, "connection_invalidated", False):
+            self.conn.invalidate(exc)
+            return
+        try:
+            self.conn.rollback()
+        except Exception:
+            self.conn.invalidate()
+
+
+@contextmanager
+def _pooled(engine: sa.Engine, snapshot: bool) -> Iterator[Any]:
+    """A DB-API connection from the engine's pool; with ``snapshot``, at REPEATABLE READ."""
+    conn = engine.raw_connection()  # pre-pinged by the pool when pool_pre_ping is on
+    dialect = engine.dialect
+    try:
+        if snapshot:
+            dialect.set_isolation_level(conn.dbapi_connection, "REPEATABLE READ")
+        yield conn
+    finally:
+        if snapshot and conn.is_valid:
+            try:
+                dialect.reset_isolation_level(conn.dbapi_connection)
+            except Exception:
+                conn.invalidate()
+        conn.close()  # back to the pool; an invalidated connection is replaced
+
+
+class _SqlAlchemyRunner(_Runner):
+    """Through a SQLAlchemy Connection, so its events and ``echo`` see every statement."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def run(
+        self, sql: str, params: Any, *, many: bool = False, fetch: bool = False
+    ) -> tuple[int, Any, list[Any]]:
+        result = self.conn.exec_driver_sql(sql, params)
+        if not fetch:
+            return result.rowcount, (), []
+        return -1, result.cursor.description, list(result.fetchall())
+
+
 # --- the store ------------------------------------------------------------------------------
 
 
@@ -198,7 +350,8 @@ class SqlAuditStore:
         backend = parsed.get_backend_name()
         sqlite = backend == "sqlite"
         memory = sqlite and parsed.database in (None, "", ":memory:")
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping and not memory}
+        # A SQLite connection is a file handle: it cannot go stale, so it needs no ping.
+        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping and not sqlite}
         if pool_recycle is not None:
             options["pool_recycle"] = pool_recycle
         for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow)):
@@ -223,6 +376,7 @@ class SqlAuditStore:
 
         # A single StaticPool connection must not be used by two threads at once.
         self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
+        self._sqlite = sqlite
         if sqlite:
             self._tune_sqlite(busy_timeout)
             self._reader = self._engine
@@ -234,6 +388,7 @@ class SqlAuditStore:
         self._metadata, self._audits, self._findings, self._screenshots = _build_tables(
             table_prefix
         )
+        self._prepare(self._engine.dialect)
         self._create_tables()
         log.debug("opened %r", self)
 
@@ -281,6 +436,26 @@ class SqlAuditStore:
                     self._engine.dispose()
                     raise
 
+    def _prepare(self, dialect: sa.Dialect) -> None:
+        """The statements of the single-audit operations, compiled once."""
+        audits = self._audits
+        changed = {c.name: sa.bindparam(c.name) for c in audits.c if c.name != "id"}
+        by_id = audits.c.id == sa.bindparam("audit_id")
+        self._insert_audit = _Prepared(audits.insert(), dialect)
+        self._update_audit = _Prepared(audits.update().where(by_id).values(changed), dialect)
+        self._delete_audit = _Prepared(audits.delete().where(by_id), dialect)
+        self._select_audit = _Prepared(sa.select(audits).where(by_id), dialect)
+        self._insert_child = {}
+        self._delete_children = {}
+        self._select_children = {}
+        for table in (self._findings, self._screenshots):
+            of_audit = table.c.audit_id == sa.bindparam("audit_id")
+            self._insert_child[table.name] = _Prepared(table.insert(), dialect)
+            self._delete_children[table.name] = _Prepared(table.delete().where(of_audit), dialect)
+            self._select_children[table.name] = _Prepared(
+                sa.select(table).where(of_audit).order_by(table.c.position), dialect
+            )
+
     def __repr__(self) -> str:
         return f"SqlAuditStore(url={self._safe_url!r}, table_prefix={self._prefix!r})"
 
@@ -294,44 +469,73 @@ class SqlAuditStore:
         """The tables of this store's ``table_prefix``."""
         return self._metadata
 
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[_Runner]:
+        """One transaction, as ``engine.begin()`` makes it, for the prepared statements.
+
+        Writers on SQLite take the write lock up front (``BEGIN IMMEDIATE``); readers on a
+        server read one snapshot (REPEATABLE READ). See the note above ``_Prepared``.
+        """
+        engine = self._engine
+        dispatch = engine.dispatch
+        if engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+            with self._lock, (self._writer if write else self._reader).begin() as conn:
+                yield _SqlAlchemyRunner(conn)
+            return
+        snapshot = not write and not self._sqlite
+        with self._lock, _pooled(engine, snapshot) as conn:
+            runner = _DirectRunner(conn, engine.dialect)
+            try:
+                if self._sqlite:
+                    runner.run("BEGIN IMMEDIATE" if write else "BEGIN", ())
+                yield runner
+                runner.commit()
+            except BaseException as exc:
+                runner.abort(exc)
+                raise
+            finally:
+                runner.cursor.close()
+
     # --- the AuditStore protocol ----------------------------------------------------------
 
     def create(self, audit: vs.Audit) -> None:
         vs.validate_audit_id(audit.id)
-        with self._lock, self._writer.begin() as conn:
+        row = self._audit_row(audit)
+        with self._transaction(write=True) as conn:
             try:
-                conn.execute(self._audits.insert(), self._audit_row(audit))
+                self._insert_audit.execute(conn, row)
             except sa.exc.IntegrityError:
                 raise vs.AuditExists(f"audit {audit.id!r} already exists") from None
             self._insert_children(conn, audit)
 
     def get(self, audit_id: str) -> vs.Audit | None:
         vs.validate_audit_id(audit_id)
-        query = sa.select(self._audits).where(self._audits.c.id == audit_id)
-        with self._lock, self._reader.begin() as conn:
-            row = conn.execute(query).mappings().first()
-            return None if row is None else self._load(conn, [row])[0]
+        key = {"audit_id": audit_id}
+        with self._transaction(write=False) as conn:
+            rows = self._select_audit.rows(conn, key)
+            if not rows:
+                return None
+            findings = self._select_children[self._findings.name].rows(conn, key)
+            screenshots = self._select_children[self._screenshots.name].rows(conn, key)
+        return _record(rows[0], findings, screenshots)
 
     def update(self, audit: vs.Audit) -> None:
         vs.validate_audit_id(audit.id)
         row = self._audit_row(audit)
-        del row["id"]
-        with self._lock, self._writer.begin() as conn:
+        row["audit_id"] = audit.id
+        key = {"audit_id": audit.id}
+        with self._transaction(write=True) as conn:
             # the row lock taken here also serialises concurrent updates of the children
-            result = conn.execute(
-                self._audits.update().where(self._audits.c.id == audit.id).values(row)
-            )
-            if result.rowcount == 0:
+            if self._update_audit.execute(conn, row) == 0:
                 raise vs.AuditNotFound(f"audit {audit.id!r} not found")
-            for table in (self._findings, self._screenshots):
-                conn.execute(table.delete().where(table.c.audit_id == audit.id))
+            for delete in self._delete_children.values():
+                delete.execute(conn, key)
             self._insert_children(conn, audit)
 
     def delete(self, audit_id: str) -> bool:
         vs.validate_audit_id(audit_id)
-        with self._lock, self._writer.begin() as conn:  # children go by ON DELETE CASCADE
-            result = conn.execute(self._audits.delete().where(self._audits.c.id == audit_id))
-            return result.rowcount > 0
+        with self._transaction(write=True) as conn:  # children go by ON DELETE CASCADE
+            return self._delete_audit.execute(conn, {"audit_id": audit_id}) > 0
 
     def list(
         self,
@@ -366,7 +570,7 @@ class SqlAuditStore:
         row["status"] = audit.status.value
         return row
 
-    def _insert_children(self, conn: sa.Connection, audit: vs.Audit) -> None:
+    def _insert_children(self, conn: _Runner, audit: vs.Audit) -> None:
         findings = [
             {"audit_id": audit.id, "position": i, **{k: getattr(f, k) for k in _FINDING_FIELDS}}
             for i, f in enumerate(audit.findings)
@@ -376,10 +580,10 @@ class SqlAuditStore:
             | {k: getattr(s, k) for k in _SCREENSHOT_FIELDS}
             for i, s in enumerate(audit.screenshots)
         ]
-        if findings:  # executemany; an empty list would mean one empty INSERT
-            conn.execute(self._findings.insert(), findings)
+        if findings:  # one executemany each; an empty one would mean one empty INSERT
+            self._insert_child[self._findings.name].execute_many(conn, findings)
         if screenshots:
-            conn.execute(self._screenshots.insert(), screenshots)
+            self._insert_child[self._screenshots.name].execute_many(conn, screenshots)
 
     def _children(
         self, conn: sa.Connection, table: sa.Table, ids: Sequence[str]
@@ -392,17 +596,29 @@ class SqlAuditStore:
     def _load(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> list[vs.Audit]:
         """Records for audit rows, with their children loaded in a few IN queries (no N+1)."""
         ids = [row["id"] for row in rows]
-        findings: dict[str, list[vs.Finding]] = defaultdict(list)
+        findings: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         for r in self._children(conn, self._findings, ids):
-            findings[r["audit_id"]].append(vs.Finding(**{k: r[k] for k in _FINDING_FIELDS}))
-        screenshots: dict[str, list[vs.Screenshot]] = defaultdict(list)
+            findings[r["audit_id"]].append(r)
+        screenshots: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
         for r in self._children(conn, self._screenshots, ids):
-            shot = vs.Screenshot(index=r["idx"], **{k: r[k] for k in _SCREENSHOT_FIELDS})
-            screenshots[r["audit_id"]].append(shot)
-        return [
-            vs.Audit(**row, findings=findings[row["id"]], screenshots=screenshots[row["id"]])
-            for row in rows
-        ]
+            screenshots[r["audit_id"]].append(r)
+        return [_record(row, findings[row["id"]], screenshots[row["id"]]) for row in rows]
+
+
+def _record(
+    row: Mapping[str, Any],
+    findings: Sequence[Mapping[str, Any]],
+    screenshots: Sequence[Mapping[str, Any]],
+) -> vs.Audit:
+    """An audit from its row and its children's rows (in position order)."""
+    return vs.Audit(
+        **row,
+        findings=[vs.Finding(**{k: r[k] for k in _FINDING_FIELDS}) for r in findings],
+        screenshots=[
+            vs.Screenshot(index=r["idx"], **{k: r[k] for k in _SCREENSHOT_FIELDS})
+            for r in screenshots
+        ],
+    )
 
 
 @vs.hookimpl
