@@ -95,20 +95,32 @@ def _to_status(value: Any) -> AuditStatus:
         raise ValueError(f"status must be one of {allowed}, got {value!r}") from None
 
 
-def _storable(value: str, where: str) -> None:
+def _unstorable(value: str) -> str | None:
+    """Why a string cannot be stored, or None (checked on every text field: kept cheap)."""
     # Every SQL database refuses NUL, and UTF-8 cannot encode a lone surrogate.
     if "\x00" in value:
-        raise ValueError(f"{where} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{where} must be valid Unicode (it holds a lone surrogate)") from None
+        return "must not contain NUL characters"
+    if not value.isascii():  # ASCII text holds no surrogate: skip the encoding
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode (it holds a lone surrogate)"
+    return None
+
+
+def _storable(value: str, where: str) -> None:
+    problem = _unstorable(value)
+    if problem is not None:
+        raise ValueError(f"{where} {problem}")
 
 
 def _text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is str and value.isascii() and "\x00" not in value:
+        return  # the common case, decided without a call
     if not isinstance(value, str):
         raise TypeError(f"{_where(instance, field)} must be a str, got {type(value).__name__}")
-    _storable(value, _where(instance, field))
+    if _unstorable(value) is not None:  # the message (and where) only when it is needed
+        _storable(value, _where(instance, field))
 
 
 def _optional_text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
@@ -128,7 +140,27 @@ def _optional_count(instance: Any, field: attrs.Attribute[Any], value: Any) -> N
         _count(instance, field, value)
 
 
+def _is_plain_json(value: Any) -> bool:
+    """True if ``value`` holds only storable JSON values: the fast check, no messages."""
+    kind = type(value)
+    if kind is str:
+        return _unstorable(value) is None
+    if value is None or kind is bool or kind is int:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(
+            type(k) is str and _unstorable(k) is None and _is_plain_json(v)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return all(_is_plain_json(v) for v in value)
+    return False
+
+
 def _check_json(value: Any, path: str) -> None:
+    """Raise naming the first value under ``path`` that is not storable JSON."""
     if value is None or isinstance(value, bool | int | str):
         if isinstance(value, str):
             _storable(value, path)
@@ -200,7 +232,8 @@ def freeze_json(value: Any) -> Any:
 def _json_dict(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, dict):
         raise TypeError(f"{_where(instance, field)} must be a dict, got {type(value).__name__}")
-    _check_json(value, _where(instance, field))
+    if not _is_plain_json(value):
+        _check_json(value, _where(instance, field))
 
 
 def _items_of(kind: type) -> Any:
