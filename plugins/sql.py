@@ -10,15 +10,17 @@ on every database so that keyset pagination agrees with the other backends.
 from __future__ import annotations
 
 import logging
+import operator
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import URL, make_url
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 _MYSQL = ("mysql", "mariadb")
 _PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]{0,31})?")
 _IN_BATCH = 500  # ids per IN (...) when loading children: stays far below every bind limit
+_CHILDREN = ("findings", "screenshots")  # Audit fields stored in tables of their own
 
 # --- column types ---------------------------------------------------------------------------
 
@@ -126,11 +129,17 @@ def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Tabl
     return md, audits, findings, screenshots
 
 
-_FINDING_FIELDS = (
-    "category", "pattern_type", "severity", "confidence", "description", "screenshot_index",
-    "evidence",
-)  # fmt: skip
-_SCREENSHOT_FIELDS = ("label", "blob_key", "size_bytes", "content_type", "sha256")  # + index
+# Columns in the order of the model's fields, so that a row builds a record positionally.
+_AUDIT_FIELDS = tuple(a.name for a in attrs.fields(vs.Audit) if a.name not in _CHILDREN)
+_FINDING_FIELDS = tuple(a.name for a in attrs.fields(vs.Finding))
+# Screenshot's fields, with "index" (reserved in SQL) stored as "idx"
+_SCREENSHOT_COLUMNS = tuple(
+    "idx" if a.name == "index" else a.name for a in attrs.fields(vs.Screenshot)
+)
+_audit_values = operator.attrgetter(*_AUDIT_FIELDS)
+_finding_values = operator.attrgetter(*_FINDING_FIELDS)
+_screenshot_values = operator.attrgetter(*(a.name for a in attrs.fields(vs.Screenshot)))
+_STATUS = _AUDIT_FIELDS.index("status")
 
 
 # --- options --------------------------------------------------------------------------------
@@ -173,54 +182,62 @@ def _parse_url(url: object) -> URL:
 class _Prepared:
     """One statement compiled once for a dialect, with its columns' bind/result processors."""
 
-    def __init__(self, statement: Any, dialect: sa.Dialect) -> None:
+    def __init__(self, statement: Any, dialect: sa.Dialect, order: Sequence[str] = ()) -> None:
+        """``order``: the bind parameter names in the order the caller passes values."""
         compiled = statement.compile(dialect=dialect)
         self.sql = compiled.string
         self._positional = compiled.positional
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        self._names = list(compiled.positiontup if compiled.positional else compiled.binds)
+        if sorted(self._names) != sorted(order):
+            raise ValueError(f"parameters {self._names} are not {list(order)}: {self.sql}")
+        where = {name: i for i, name in enumerate(order)}
         self._binds = [
-            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in names or ()
+            (where[name], compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in self._names
         ]
         self._dialect = dialect
         self._types = (
-            {c.name: c.type.dialect_impl(dialect) for c in statement.selected_columns}
+            [c.type.dialect_impl(dialect) for c in statement.selected_columns]
             if isinstance(statement, sa.Select)
-            else {}
+            else []
         )
         # result processors depend on the driver's type codes: found on the first read
-        self._converters: dict[tuple[Any, ...], list[Any]] = {}
+        self._converters: dict[tuple[Any, ...], list[tuple[int, Any]]] = {}
 
-    def params(self, values: Mapping[str, Any]) -> Any:
+    def params(self, values: Sequence[Any]) -> Any:
+        converted = [values[i] if conv is None else conv(values[i]) for i, conv in self._binds]
         if self._positional:
-            return tuple(
-                values[name] if conv is None else conv(values[name]) for name, conv in self._binds
-            )
-        return {
-            name: values[name] if conv is None else conv(values[name]) for name, conv in self._binds
-        }
+            return tuple(converted)
+        return dict(zip(self._names, converted, strict=True))
 
-    def execute(self, tx: _Runner, values: Mapping[str, Any]) -> int:
+    def execute(self, tx: _Runner, values: Sequence[Any]) -> int:
         """Run with one set of values; the number of rows it changed."""
         return tx.run(self.sql, self.params(values))[0]
 
-    def execute_many(self, tx: _Runner, rows: Sequence[Mapping[str, Any]]) -> None:
+    def execute_many(self, tx: _Runner, rows: Sequence[Sequence[Any]]) -> None:
         tx.run(self.sql, [self.params(values) for values in rows], many=True)
 
-    def rows(self, tx: _Runner, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The rows of a SELECT as dicts of Python values."""
+    def rows(self, tx: _Runner, values: Sequence[Any]) -> list[Sequence[Any]]:
+        """The rows of a SELECT, values in the order of its columns, converted to Python."""
         _, description, raw = tx.run(self.sql, self.params(values), fetch=True)
-        signature = tuple((d[0], d[1]) for d in description)
+        signature = tuple(d[1] for d in description)
         convert = self._converters.get(signature)
         if convert is None:
-            convert = self._converters[signature] = [
-                self._types[d[0]].result_processor(self._dialect, d[1]) for d in description
-            ]
-        names = [d[0] for d in description]
-        return [
-            {n: v if c is None else c(v) for n, c, v in zip(names, convert, row, strict=True)}
-            for row in raw
-        ]
+            processors = (
+                kind.result_processor(self._dialect, d[1])
+                for kind, d in zip(self._types, description, strict=True)
+            )
+            convert = [(i, p) for i, p in enumerate(processors) if p is not None]
+            self._converters[signature] = convert
+        if not convert:
+            return raw
+        rows = []
+        for row in raw:
+            values = list(row)
+            for i, processor in convert:
+                values[i] = processor(values[i])
+            rows.append(values)
+        return rows
 
 
 class _Runner:
@@ -439,22 +456,37 @@ class SqlAuditStore:
     def _prepare(self, dialect: sa.Dialect) -> None:
         """The statements of the single-audit operations, compiled once."""
         audits = self._audits
-        changed = {c.name: sa.bindparam(c.name) for c in audits.c if c.name != "id"}
+        key = ("audit_id",)
         by_id = audits.c.id == sa.bindparam("audit_id")
-        self._insert_audit = _Prepared(audits.insert(), dialect)
-        self._update_audit = _Prepared(audits.update().where(by_id).values(changed), dialect)
-        self._delete_audit = _Prepared(audits.delete().where(by_id), dialect)
-        self._select_audit = _Prepared(sa.select(audits).where(by_id), dialect)
-        self._insert_child = {}
-        self._delete_children = {}
-        self._select_children = {}
-        for table in (self._findings, self._screenshots):
+        changed = {name: sa.bindparam(name) for name in _AUDIT_FIELDS[1:]}
+        self._insert_audit = _Prepared(audits.insert(), dialect, _AUDIT_FIELDS)
+        self._update_audit = _Prepared(
+            audits.update().where(by_id).values(changed), dialect, (*_AUDIT_FIELDS[1:], *key)
+        )
+        self._delete_audit = _Prepared(audits.delete().where(by_id), dialect, key)
+        self._select_audit = _Prepared(sa.select(*self._audit_columns()).where(by_id), dialect, key)
+        self._children_of: list[tuple[_Prepared, _Prepared, _Prepared]] = []
+        for table, fields in (
+            (self._findings, _FINDING_FIELDS),
+            (self._screenshots, _SCREENSHOT_COLUMNS),
+        ):
             of_audit = table.c.audit_id == sa.bindparam("audit_id")
-            self._insert_child[table.name] = _Prepared(table.insert(), dialect)
-            self._delete_children[table.name] = _Prepared(table.delete().where(of_audit), dialect)
-            self._select_children[table.name] = _Prepared(
-                sa.select(table).where(of_audit).order_by(table.c.position), dialect
+            insert = _Prepared(table.insert(), dialect, ("audit_id", "position", *fields))
+            delete = _Prepared(table.delete().where(of_audit), dialect, key)
+            select = _Prepared(
+                sa.select(*self._child_columns(table)).where(of_audit).order_by(table.c.position),
+                dialect,
+                key,
             )
+            self._children_of.append((insert, delete, select))
+
+    def _audit_columns(self) -> list[sa.Column[Any]]:
+        return [self._audits.c[name] for name in _AUDIT_FIELDS]
+
+    def _child_columns(self, table: sa.Table) -> list[sa.Column[Any]]:
+        """``audit_id``, then the model's fields in order."""
+        fields = _FINDING_FIELDS if table is self._findings else _SCREENSHOT_COLUMNS
+        return [table.c.audit_id, *(table.c[name] for name in fields)]
 
     def __repr__(self) -> str:
         return f"SqlAuditStore(url={self._safe_url!r}, table_prefix={self._prefix!r})"
@@ -500,42 +532,41 @@ class SqlAuditStore:
 
     def create(self, audit: vs.Audit) -> None:
         vs.validate_audit_id(audit.id)
-        row = self._audit_row(audit)
+        values = _row_of(audit)
         with self._transaction(write=True) as conn:
             try:
-                self._insert_audit.execute(conn, row)
+                self._insert_audit.execute(conn, values)
             except sa.exc.IntegrityError:
                 raise vs.AuditExists(f"audit {audit.id!r} already exists") from None
             self._insert_children(conn, audit)
 
     def get(self, audit_id: str) -> vs.Audit | None:
         vs.validate_audit_id(audit_id)
-        key = {"audit_id": audit_id}
+        key = (audit_id,)
         with self._transaction(write=False) as conn:
             rows = self._select_audit.rows(conn, key)
             if not rows:
                 return None
-            findings = self._select_children[self._findings.name].rows(conn, key)
-            screenshots = self._select_children[self._screenshots.name].rows(conn, key)
+            findings, screenshots = (select.rows(conn, key) for _, _, select in self._children_of)
         return _record(rows[0], findings, screenshots)
 
     def update(self, audit: vs.Audit) -> None:
         vs.validate_audit_id(audit.id)
-        row = self._audit_row(audit)
-        row["audit_id"] = audit.id
-        key = {"audit_id": audit.id}
+        values = _row_of(audit)
+        values.append(values.pop(0))  # the id goes last, into the WHERE clause
+        key = (audit.id,)
         with self._transaction(write=True) as conn:
             # the row lock taken here also serialises concurrent updates of the children
-            if self._update_audit.execute(conn, row) == 0:
+            if self._update_audit.execute(conn, values) == 0:
                 raise vs.AuditNotFound(f"audit {audit.id!r} not found")
-            for delete in self._delete_children.values():
+            for _, delete, _ in self._children_of:
                 delete.execute(conn, key)
             self._insert_children(conn, audit)
 
     def delete(self, audit_id: str) -> bool:
         vs.validate_audit_id(audit_id)
         with self._transaction(write=True) as conn:  # children go by ON DELETE CASCADE
-            return self._delete_audit.execute(conn, {"audit_id": audit_id}) > 0
+            return self._delete_audit.execute(conn, (audit_id,)) > 0
 
     def list(
         self,
@@ -546,7 +577,7 @@ class SqlAuditStore:
         status = vs.validate_status(status)
         vs.validate_limit(limit)
         c = self._audits.c
-        query = sa.select(self._audits).order_by(c.created_at.desc(), c.id.desc())
+        query = sa.select(*self._audit_columns()).order_by(c.created_at.desc(), c.id.desc())
         if status is not None:
             query = query.where(c.status == status.value)
         if cursor is not None:  # keyset: strictly after the previous page's last item
@@ -555,7 +586,7 @@ class SqlAuditStore:
                 sa.or_(c.created_at < at, sa.and_(c.created_at == at, c.id < last_id))
             )
         with self._lock, self._reader.begin() as conn:
-            rows = conn.execute(query.limit(limit + 1)).mappings().all()  # +1: is there more?
+            rows = conn.execute(query.limit(limit + 1)).all()  # +1: is there more?
             items = self._load(conn, rows[:limit])
         more = len(rows) > limit
         return vs.AuditPage(tuple(items), vs.encode_cursor(items[-1]) if more else None)
@@ -565,59 +596,52 @@ class SqlAuditStore:
 
     # --- rows <-> records -----------------------------------------------------------------
 
-    def _audit_row(self, audit: vs.Audit) -> dict[str, Any]:
-        row = {column.name: getattr(audit, column.name) for column in self._audits.c}
-        row["status"] = audit.status.value
-        return row
-
     def _insert_children(self, conn: _Runner, audit: vs.Audit) -> None:
-        findings = [
-            {"audit_id": audit.id, "position": i, **{k: getattr(f, k) for k in _FINDING_FIELDS}}
-            for i, f in enumerate(audit.findings)
-        ]
-        screenshots = [
-            {"audit_id": audit.id, "position": i, "idx": s.index}
-            | {k: getattr(s, k) for k in _SCREENSHOT_FIELDS}
-            for i, s in enumerate(audit.screenshots)
-        ]
-        if findings:  # one executemany each; an empty one would mean one empty INSERT
-            self._insert_child[self._findings.name].execute_many(conn, findings)
-        if screenshots:
-            self._insert_child[self._screenshots.name].execute_many(conn, screenshots)
+        (findings, *_), (screenshots, *_) = self._children_of
+        if audit.findings:  # one executemany each; an empty one would mean one empty INSERT
+            findings.execute_many(
+                conn, [(audit.id, i, *_finding_values(f)) for i, f in enumerate(audit.findings)]
+            )
+        if audit.screenshots:
+            screenshots.execute_many(
+                conn,
+                [(audit.id, i, *_screenshot_values(s)) for i, s in enumerate(audit.screenshots)],
+            )
 
-    def _children(
-        self, conn: sa.Connection, table: sa.Table, ids: Sequence[str]
-    ) -> Iterator[Mapping[str, Any]]:
-        for start in range(0, len(ids), _IN_BATCH):
-            batch = ids[start : start + _IN_BATCH]
-            query = sa.select(table).where(table.c.audit_id.in_(batch)).order_by(table.c.position)
-            yield from conn.execute(query).mappings()
-
-    def _load(self, conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> list[vs.Audit]:
+    def _load(self, conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> list[vs.Audit]:
         """Records for audit rows, with their children loaded in a few IN queries (no N+1)."""
-        ids = [row["id"] for row in rows]
-        findings: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        for r in self._children(conn, self._findings, ids):
-            findings[r["audit_id"]].append(r)
-        screenshots: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-        for r in self._children(conn, self._screenshots, ids):
-            screenshots[r["audit_id"]].append(r)
-        return [_record(row, findings[row["id"]], screenshots[row["id"]]) for row in rows]
+        ids = [row[0] for row in rows]
+        children: list[dict[str, list[Sequence[Any]]]] = []
+        for table in (self._findings, self._screenshots):
+            of: dict[str, list[Sequence[Any]]] = defaultdict(list)
+            for start in range(0, len(ids), _IN_BATCH):
+                query = (
+                    sa.select(*self._child_columns(table))
+                    .where(table.c.audit_id.in_(ids[start : start + _IN_BATCH]))
+                    .order_by(table.c.position)
+                )
+                for child in conn.execute(query):
+                    of[child[0]].append(child)
+            children.append(of)
+        findings, screenshots = children
+        return [_record(row, findings[row[0]], screenshots[row[0]]) for row in rows]
+
+
+def _row_of(audit: vs.Audit) -> list[Any]:
+    """The audit's column values in ``_AUDIT_FIELDS`` order."""
+    values = list(_audit_values(audit))
+    values[_STATUS] = audit.status.value
+    return values
 
 
 def _record(
-    row: Mapping[str, Any],
-    findings: Sequence[Mapping[str, Any]],
-    screenshots: Sequence[Mapping[str, Any]],
+    row: Sequence[Any], findings: Sequence[Sequence[Any]], screenshots: Sequence[Sequence[Any]]
 ) -> vs.Audit:
-    """An audit from its row and its children's rows (in position order)."""
+    """An audit from its row and its children's rows (``audit_id`` first, in position order)."""
     return vs.Audit(
-        **row,
-        findings=[vs.Finding(**{k: r[k] for k in _FINDING_FIELDS}) for r in findings],
-        screenshots=[
-            vs.Screenshot(index=r["idx"], **{k: r[k] for k in _SCREENSHOT_FIELDS})
-            for r in screenshots
-        ],
+        *row,
+        findings=[vs.Finding(*r[1:]) for r in findings],
+        screenshots=[vs.Screenshot(*r[1:]) for r in screenshots],
     )
 
 
