@@ -43,9 +43,15 @@ def _where(instance_or_cls: object, field: attrs.Attribute[Any]) -> str:
     return f"{cls.__name__}.{field.name}"
 
 
+# Converters and validators run for every field of every record built, reads included: each
+# starts with a fast path for the common valid value, and only the slow path builds messages.
+
+
 def _to_utc(value: Any, self: Any, field: attrs.Attribute[Any]) -> datetime | None:
     if value is None:
         return None
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value  # already what astimezone(UTC) would return
     if not isinstance(value, datetime):
         raise TypeError(f"{_where(self, field)} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -65,6 +71,8 @@ def _to_utc_required(value: Any, self: Any, field: attrs.Attribute[Any]) -> date
 def _to_float(value: Any, self: Any, field: attrs.Attribute[Any]) -> float | None:
     if value is None:
         return None
+    if type(value) is float and math.isfinite(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(
             f"{_where(self, field)} must be a number, got {type(value).__name__} {value!r}"
@@ -76,6 +84,8 @@ def _to_float(value: Any, self: Any, field: attrs.Attribute[Any]) -> float | Non
 
 
 def _to_float_required(value: Any, self: Any, field: attrs.Attribute[Any]) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
     if value is None:
         raise TypeError(f"{_where(self, field)} must be a number, not None")
     return _to_float(value, self, field)  # type: ignore[return-value]
@@ -88,6 +98,8 @@ def _to_tuple(value: Any) -> tuple[Any, ...]:
 
 
 def _to_status(value: Any) -> AuditStatus:
+    if type(value) is AuditStatus:
+        return value
     try:
         return AuditStatus(value)
     except ValueError:
@@ -124,11 +136,14 @@ def _text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _optional_text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        _text(instance, field, value)
+    if value is None or (type(value) is str and value.isascii() and "\x00" not in value):
+        return
+    _text(instance, field, value)
 
 
 def _count(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if type(value) is int and 0 <= value <= MAX_INT:
+        return
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{_where(instance, field)} must be an int, got {type(value).__name__}")
     if not 0 <= value <= MAX_INT:
@@ -136,8 +151,9 @@ def _count(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _optional_count(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        _count(instance, field, value)
+    if value is None or (type(value) is int and 0 <= value <= MAX_INT):
+        return
+    _count(instance, field, value)
 
 
 def _is_plain_json(value: Any) -> bool:
