@@ -249,44 +249,71 @@ class _Runner:
         raise NotImplementedError
 
 
-class _DirectRunner(_Runner):
-    """On the DB-API cursor; driver errors become SQLAlchemy's exception types."""
+class _DirectTransaction(_Runner):
+    """A transaction on a pooled DB-API connection, as a context manager (a class, not a
+    generator: it is entered three times per audit lifecycle). Driver errors become
+    SQLAlchemy's exception types; a connection that is gone is dropped from the pool.
+    """
 
-    def __init__(self, conn: Any, dialect: sa.Dialect) -> None:
-        self.conn = conn
-        self.dialect = dialect
-        self.cursor = conn.cursor()
+    def __init__(self, engine: sa.Engine, lock: Any, begin: str | None, snapshot: bool) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.lock = lock
+        self.begin = begin  # SQLite: "BEGIN" or "BEGIN IMMEDIATE"; servers begin implicitly
+        self.snapshot = snapshot  # REPEATABLE READ for the transaction
+        self.cursor: Any = None
+
+    def __enter__(self) -> _DirectTransaction:
+        self.lock.__enter__()
+        try:
+            self.conn = self.engine.raw_connection()  # pre-pinged when pool_pre_ping is on
+            if self.snapshot:
+                self.dialect.set_isolation_level(self.conn.dbapi_connection, "REPEATABLE READ")
+            self.cursor = self.conn.cursor()
+            if self.begin:
+                self.run(self.begin, ())
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if exc is None:
+                try:
+                    self.conn.commit()
+                except self.dialect.loaded_dbapi.Error as error:
+                    failure = self._translated(error, "COMMIT", None, False)
+                    self._abort(failure)
+                    raise failure from error
+            elif getattr(self, "conn", None) is not None:
+                self._abort(exc)
+        finally:
+            self._release()
 
     def run(
         self, sql: str, params: Any, *, many: bool = False, fetch: bool = False
     ) -> tuple[int, Any, list[Any]]:
-        with self.translated(sql, params, many):
-            if many:
-                self.cursor.executemany(sql, params)
-            else:
-                self.cursor.execute(sql, params)
-            if not fetch:
-                return self.cursor.rowcount, (), []
-            return -1, self.cursor.description, self.cursor.fetchall()
-
-    @contextmanager
-    def translated(self, sql: str, params: Any = None, many: bool = False) -> Iterator[None]:
-        dbapi = self.dialect.loaded_dbapi
+        cursor = self.cursor
         try:
-            yield
-        except dbapi.Error as exc:
-            gone = self.dialect.is_disconnect(exc, self.conn.dbapi_connection, self.cursor)
-            raise sa.exc.DBAPIError.instance(
-                sql, params, exc, dbapi.Error, connection_invalidated=gone,
-                dialect=self.dialect, ismulti=many,
-            ) from exc  # fmt: skip
+            if many:
+                cursor.executemany(sql, params)
+            else:
+                cursor.execute(sql, params)
+            if not fetch:
+                return cursor.rowcount, (), []
+            return -1, cursor.description, cursor.fetchall()
+        except self.dialect.loaded_dbapi.Error as error:
+            raise self._translated(error, sql, params, many) from error
 
-    def commit(self) -> None:
-        with self.translated("COMMIT"):
-            self.conn.commit()
+    def _translated(self, error: Exception, sql: str, params: Any, many: bool) -> Exception:
+        gone = self.dialect.is_disconnect(error, self.conn.dbapi_connection, self.cursor)
+        return sa.exc.DBAPIError.instance(
+            sql, params, error, self.dialect.loaded_dbapi.Error, connection_invalidated=gone,
+            dialect=self.dialect, ismulti=many,
+        )  # fmt: skip
 
-    def abort(self, exc: BaseException) -> None:
-        """Roll back after ``exc``; a connection that is gone is dropped from the pool."""
+    def _abort(self, exc: BaseException) -> None:
         if getattr(exc, "connection_invalidated", False):
             self.conn.invalidate(exc)
             return
@@ -295,23 +322,21 @@ class _DirectRunner(_Runner):
         except Exception:
             self.conn.invalidate()
 
-
-@contextmanager
-def _pooled(engine: sa.Engine, snapshot: bool) -> Iterator[Any]:
-    """A DB-API connection from the engine's pool; with ``snapshot``, at REPEATABLE READ."""
-    conn = engine.raw_connection()  # pre-pinged by the pool when pool_pre_ping is on
-    dialect = engine.dialect
-    try:
-        if snapshot:
-            dialect.set_isolation_level(conn.dbapi_connection, "REPEATABLE READ")
-        yield conn
-    finally:
-        if snapshot and conn.is_valid:
-            try:
-                dialect.reset_isolation_level(conn.dbapi_connection)
-            except Exception:
-                conn.invalidate()
-        conn.close()  # back to the pool; an invalidated connection is replaced
+    def _release(self) -> None:
+        try:
+            conn = getattr(self, "conn", None)
+            if conn is None:
+                return
+            if self.cursor is not None and conn.is_valid:
+                self.cursor.close()
+            if self.snapshot and conn.is_valid:
+                try:
+                    self.dialect.reset_isolation_level(conn.dbapi_connection)
+                except Exception:
+                    conn.invalidate()
+            conn.close()  # back to the pool; an invalidated connection is replaced
+        finally:
+            self.lock.__exit__(None, None, None)
 
 
 class _SqlAlchemyRunner(_Runner):
@@ -501,8 +526,7 @@ class SqlAuditStore:
         """The tables of this store's ``table_prefix``."""
         return self._metadata
 
-    @contextmanager
-    def _transaction(self, write: bool) -> Iterator[_Runner]:
+    def _transaction(self, write: bool) -> AbstractContextManager[_Runner]:
         """One transaction, as ``engine.begin()`` makes it, for the prepared statements.
 
         Writers on SQLite take the write lock up front (``BEGIN IMMEDIATE``); readers on a
@@ -511,22 +535,17 @@ class SqlAuditStore:
         engine = self._engine
         dispatch = engine.dispatch
         if engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-            with self._lock, (self._writer if write else self._reader).begin() as conn:
-                yield _SqlAlchemyRunner(conn)
-            return
-        snapshot = not write and not self._sqlite
-        with self._lock, _pooled(engine, snapshot) as conn:
-            runner = _DirectRunner(conn, engine.dialect)
-            try:
-                if self._sqlite:
-                    runner.run("BEGIN IMMEDIATE" if write else "BEGIN", ())
-                yield runner
-                runner.commit()
-            except BaseException as exc:
-                runner.abort(exc)
-                raise
-            finally:
-                runner.cursor.close()
+            return self._through_sqlalchemy(write)
+        if self._sqlite:
+            return _DirectTransaction(
+                engine, self._lock, "BEGIN IMMEDIATE" if write else "BEGIN", snapshot=False
+            )
+        return _DirectTransaction(engine, self._lock, None, snapshot=not write)
+
+    @contextmanager
+    def _through_sqlalchemy(self, write: bool) -> Iterator[_Runner]:
+        with self._lock, (self._writer if write else self._reader).begin() as conn:
+            yield _SqlAlchemyRunner(conn)
 
     # --- the AuditStore protocol ----------------------------------------------------------
 
