@@ -418,7 +418,7 @@ def bench_screenshots(report: Report, quick: bool, workdir: Path) -> None:
         ),
         lambda key: read_file(str(root / key)),
         "local",
-        *((3, 20) if quick else (9, 40)),
+        *((3, 15) if quick else (9, 40)),
         0.8,
     )
 
@@ -441,7 +441,7 @@ def bench_screenshots(report: Report, quick: bool, workdir: Path) -> None:
             raw.save,
             raw.load,
             "s3",
-            *((3, 5) if quick else (7, 12)),
+            *((3, 8) if quick else (9, 30)),
             0.9,
         )
     finally:
