@@ -278,6 +278,94 @@ def test_reads_never_mix_two_versions_of_a_record(store: SqlAuditStore) -> None:
     assert [a for a in seen if a not in (x, y)] == []
 
 
+def test_listeners_see_every_statement_and_get_the_same_records(store: SqlAuditStore) -> None:
+    # With a cursor listener (a tracer) attached, statements go through SQLAlchemy's Connection.
+    audit = full_audit("traced")
+    smaller = attrs.evolve(audit, findings=audit.findings[:2], screenshots=())
+    with _Statements(store) as sql:
+        store.create(audit)
+        store.update(smaller)
+        traced = store.get("traced")
+        assert store.delete("traced") is True
+    verbs = [s.split()[0] for s in sql if not s.startswith(("BEGIN", "SET", "SHOW", "SELECT @@"))]
+    assert verbs == (
+        ["INSERT", "INSERT", "INSERT"]  # audit, findings, screenshots
+        + ["UPDATE", "DELETE", "DELETE", "INSERT"]  # no screenshots left to insert
+        + ["SELECT", "SELECT", "SELECT"]
+        + ["DELETE"]
+    )
+    assert traced == smaller
+    store.create(audit)  # and without the listener, the same records
+    assert store.get("traced") == audit
+
+
+def test_a_write_that_fails_half_way_changes_nothing(db: Db) -> None:
+    # The screenshots table disappears behind the store's back, so update() fails after it has
+    # already updated the audit row and replaced the findings: all of it must be rolled back.
+    store = SqlAuditStore(db.url, table_prefix=db.prefix, busy_timeout=2)
+    try:
+        audit = full_audit("half")
+        store.create(audit)
+        shots = next(t for n, t in store.metadata.tables.items() if n.endswith("screenshots"))
+        moved = f"{shots.name}_moved"
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {shots.name} RENAME TO {moved}")
+        with pytest.raises(sa.exc.DBAPIError):
+            store.update(attrs.evolve(audit, narrative="changed", findings=audit.findings[:1]))
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {moved} RENAME TO {shots.name}")
+        assert store.get("half") == audit
+        # the failed transaction released its connection and locks: the next write goes through
+        store.update(attrs.evolve(audit, narrative="second try"))
+        assert store.get("half").narrative == "second try"  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("server", ["postgresql", "mariadb"])
+def test_snapshot_reads_leave_the_pooled_connection_as_they_found_it(
+    server: str, request: pytest.FixtureRequest
+) -> None:
+    # get() reads at REPEATABLE READ; the one pooled connection must go back at the default.
+    url = request.getfixturevalue("pg_url" if server == "postgresql" else "mariadb_url")
+    prefix = unique_prefix()
+    store = SqlAuditStore(url, table_prefix=prefix, pool_size=1, max_overflow=0)
+    try:
+        with store.engine.connect() as conn:
+            before = conn.get_isolation_level()
+        store.create(full_audit("iso"))
+        assert store.get("iso") == full_audit("iso")
+        with store.engine.connect() as conn:
+            assert conn.get_isolation_level() == before != "REPEATABLE READ"
+    finally:
+        store.close()
+        drop_prefixed_tables(url, prefix)
+
+
+def test_a_lost_server_connection_is_replaced(pg_url: str) -> None:
+    # Without pre-ping, the first call on a connection the server dropped fails; the connection
+    # is discarded, so the next call gets a fresh one.
+    prefix = unique_prefix()
+    store = SqlAuditStore(
+        pg_url, table_prefix=prefix, pool_size=1, max_overflow=0, pool_pre_ping=False
+    )
+    killer = sa.create_engine(pg_url)
+    try:
+        store.create(full_audit("lost"))
+        with store.engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with killer.begin() as conn:
+            conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        with pytest.raises(sa.exc.DBAPIError) as failure:
+            store.get("lost")
+        assert failure.value.connection_invalidated
+        assert store.get("lost") == full_audit("lost")
+    finally:
+        killer.dispose()
+        store.close()
+        drop_prefixed_tables(pg_url, prefix)
+
+
 def test_concurrent_first_open_creates_the_tables_once(db: Db) -> None:
     # Several workers starting at once against an empty database all open, and share tables.
     stores: list[SqlAuditStore] = []
