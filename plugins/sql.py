@@ -261,6 +261,7 @@ class _DirectTransaction(_Runner):
         self.lock = lock
         self.begin = begin  # SQLite: "BEGIN" or "BEGIN IMMEDIATE"; servers begin implicitly
         self.snapshot = snapshot  # REPEATABLE READ for the transaction
+        self.conn: Any = None
         self.cursor: Any = None
 
     def __enter__(self) -> _DirectTransaction:
@@ -286,7 +287,7 @@ class _DirectTransaction(_Runner):
                     failure = self._translated(error, "COMMIT", None, False)
                     self._abort(failure)
                     raise failure from error
-            elif getattr(self, "conn", None) is not None:
+            elif self.conn is not None:
                 self._abort(exc)
         finally:
             self._release()
@@ -324,7 +325,7 @@ class _DirectTransaction(_Runner):
 
     def _release(self) -> None:
         try:
-            conn = getattr(self, "conn", None)
+            conn = self.conn
             if conn is None:
                 return
             if self.cursor is not None and conn.is_valid:
