@@ -48,7 +48,7 @@ from workload import completed_values, created_values, png_bytes, run_tag  # noq
 import veritas_store as vs  # noqa: E402
 
 PG_URL = os.environ.get("VERITAS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SECTIONS = ("lifecycle", "read", "screenshots", "fanout", "async", "memory")
+SECTIONS = ("lifecycle", "read", "screenshots", "fanout", "memory")
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -499,15 +499,6 @@ def bench_fanout(report: Report, quick: bool, workdir: Path) -> None:
             )
 
 
-def bench_async(report: Report, quick: bool, workdir: Path) -> None:
-    try:
-        import veritas_store.aio  # noqa: F401
-    except ImportError:
-        report.add(Row("async", "skipped", "veritas_store.aio is not available"))
-        return
-    raise NotImplementedError  # filled in once the async API exists
-
-
 def bench_memory(report: Report, quick: bool, workdir: Path) -> None:
     count = 20_000 if quick else 100_000
     probe = HERE / "memory_probe.py"
@@ -538,7 +529,6 @@ BENCHES = {
     "read": bench_read,
     "screenshots": bench_screenshots,
     "fanout": bench_fanout,
-    "async": bench_async,
     "memory": bench_memory,
 }
 
