@@ -460,6 +460,35 @@ class _Composite(Generic[S]):
             self._read_repair(key, value, source, missed)
         return value, source.name if source else None
 
+    # -- repair --------------------------------------------------------------------------
+
+    def sync_item(
+        self, key: str, source: str, targets: list[str], content_type: str | None = None
+    ) -> bool:
+        """Make ``targets`` hold what ``source`` holds for ``key`` (a copy, or no item).
+
+        Idempotent. The source is read again afterwards; if a concurrent write changed it, the
+        copy is made again (a few times), so a repair never leaves an older copy behind.
+        Returns whether the item exists; raises what a backend raised.
+        """
+        origin = self.member(source)
+        stores = [self.member(name).client for name in targets]
+        value = self._fetch(origin.client, key)
+        for _ in range(5):
+            for store in stores:
+                if value is None:
+                    store.delete(key)
+                else:
+                    self._store(store, key, value, content_type)
+            again = self._fetch(origin.client, key)
+            if self._difference(value, again) is None:
+                return value is not None
+            value = again
+        raise RuntimeError(f"{key!r} kept changing in {source!r} while it was being repaired")
+
+    def _store(self, store: Any, key: str, value: Any, content_type: str | None) -> None:
+        raise NotImplementedError
+
     def close(self) -> None:
         for member in self._all:
             try:
@@ -522,6 +551,9 @@ class CompositeAuditStore(_Composite[Any]):
 
     def _fetch(self, store: Any, key: str) -> Audit | None:
         return store.get(key)
+
+    def _store(self, store: Any, key: str, value: Audit, content_type: str | None) -> None:
+        _upsert(store, value)
 
     def _copy(self, store: Any, key: str, value: Audit) -> None:
         with contextlib.suppress(AuditExists):  # written meanwhile: at least as new as ours
@@ -648,6 +680,9 @@ class CompositeBlobStore(_Composite[Any]):
             return store.get(key)
         except BlobNotFound:
             return None
+
+    def _store(self, store: Any, key: str, value: bytes, content_type: str | None) -> None:
+        store.put(key, value, content_type or guess_content_type(key))
 
     def _copy(self, store: Any, key: str, value: bytes) -> None:
         store.put(key, value, guess_content_type(key))
