@@ -7,7 +7,14 @@ A test that needs a service the machine lacks is skipped with a reason naming it
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -86,10 +93,6 @@ class PrivatePostgres:
     """
 
     def __init__(self, bindir: str) -> None:
-        import pwd
-        import socket
-        import tempfile
-
         self.bindir = bindir
         self.folder = tempfile.mkdtemp(prefix="veritas-pg-")
         self.data = os.path.join(self.folder, "data")
@@ -112,8 +115,6 @@ class PrivatePostgres:
             raise
 
     def _run(self, tool: str, *args: str) -> None:
-        import subprocess
-
         command = [*self._as, os.path.join(self.bindir, tool), *args]
         # cwd: the postgres user may not enter the test's folder
         result = subprocess.run(
@@ -137,20 +138,13 @@ class PrivatePostgres:
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-m", "fast", "-w", "restart")
 
     def destroy(self) -> None:
-        import shutil
-
-        try:
+        with contextlib.suppress(Exception):  # already stopped, or never started
             self.stop()
-        except Exception:
-            pass
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def private_pg():
-    import glob
-    import shutil
-
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
     pg_ctl = found[-1] if found else shutil.which("pg_ctl")
     if pg_ctl is None or not os.path.exists(os.path.join(os.path.dirname(pg_ctl), "initdb")):
