@@ -333,8 +333,12 @@ def test_an_optional_postgresql_that_was_down_is_repaired_after_it_is_back(
         "audits": {
             "backends": {
                 "local": {"type": "sql", "url": f"sqlite:///{tmp_path}/local.db"},
-                "pg": {"type": "sql", "url": private_pg.url, "table_prefix": "r3_",
-                       "required": False},
+                "pg": {
+                    "type": "sql",
+                    "url": private_pg.url,
+                    "table_prefix": "r3_",
+                    "required": False,
+                },
             }
         },  # fmt: skip
         "blobs": {"backends": {"b": {"type": "memory"}}},
