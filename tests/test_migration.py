@@ -7,6 +7,7 @@ one fail to show the write order.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,10 @@ def test_shadow_reports_a_mismatch_and_returns_the_authoritative_answer(tmp_path
 
         assert stores.audits.get("a1") == audit
         assert stores.blobs.get("a1/0000.bin") == b"right"
-        audit_event, blob_event = recorder.calls["shadow_mismatch"]
+        digest = hashlib.sha256(b"right").hexdigest()
+        assert stores.blobs.get_verified("a1/0000.bin", digest) == b"right"  # screenshots' read
+        audit_event, blob_event, verified_event = recorder.calls["shadow_mismatch"]
+        assert verified_event == blob_event
         assert audit_event == {
             "kind": "audits",
             "key": "a1",

@@ -637,6 +637,7 @@ class CompositeBlobStore(_Composite[Any]):
             raise BackendUnavailable(
                 f"no {self.kind} backend returned an intact copy of {key!r}", problems
             )
+        self._compare_copies(key, data, source, {**errors, **corrupt})
         if self.read_repair and missed:
             self._read_repair(key, data, source, missed)
         return data
