@@ -465,6 +465,7 @@ def test_random_bytes_are_rejected_or_round_trip(prefix: bytes, tail: bytes, as_
     cfg = {
         "audits": {"backends": {"mem": {"type": "memory"}}},
         "blobs": {"backends": {"a": {"type": "memory"}, "b": {"type": "memory"}}},
+        "journal": False,  # no tmp_path here (hypothesis): keep the current folder clean
     }
     with vs.open_stores(cfg) as stores:
         before = vs.Audit(id="prop", url="https://x.example")

@@ -118,7 +118,8 @@ class Journal:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None  # opened at the first write
         self._lock = threading.Lock()
-        self._owner = f"{_HOST}:{os.getpid()}"
+        self._pid = os.getpid()
+        self._owner = f"{_HOST}:{self._pid}"
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -126,7 +127,11 @@ class Journal:
     @property
     def _db(self) -> sqlite3.Connection:
         """The connection (callers hold the lock); creates the file on first use."""
+        if self._conn is not None and self._pid != os.getpid():
+            self._conn = None  # inherited through fork(): never use a parent's connection
         if self._conn is None:
+            self._pid = os.getpid()
+            self._owner = f"{_HOST}:{self._pid}"
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # autocommit (isolation_level=None): each statement below is its own transaction
             conn = sqlite3.connect(
@@ -152,6 +157,8 @@ class Journal:
                 self._conn = None
 
     def _sync(self, full: bool) -> None:
+        # FULL: the commit is on disk before it returns; NORMAL (WAL): it may be lost on power
+        # loss, never corrupted
         self._db.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
 
     # -- the writer's side --------------------------------------------------------------
@@ -165,11 +172,10 @@ class Journal:
         content_type: str | None = None,
     ) -> int:
         """Record, durably, that a write is about to go to ``targets``; its entry id."""
-        if os.getpid() != int(self._owner.rpartition(":")[2]):  # forked since opened
-            self._owner = f"{_HOST}:{os.getpid()}"
         with self._lock:
+            db = self._db  # (re)connects first, so the owner below is this process
             self._sync(True)
-            cursor = self._db.execute(
+            cursor = db.execute(
                 "INSERT INTO entries (section, operation, key, targets, state, content_type, "
                 "owner, created_at) VALUES (?, ?, ?, ?, 'intent', ?, ?, ?)",
                 (
