@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from crash_writer import audit, blob_key, payload
 from faulty import FaultyPlugin
 
 import veritas_store as vs
+from veritas_store.cli import main
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 
@@ -149,6 +151,9 @@ def test_a_writer_killed_mid_stream_loses_nothing_acknowledged(tmp_path: Path) -
     report = json.loads(result.stdout)
     assert report["entries"] == entries and report["remaining"] == 0
     assert journal_rows(tmp_path) == []
+    if "verify" in main.commands:  # the operator's check, once the verify command exists
+        verified = CliRunner().invoke(main, ["verify", "--config", str(plain), "--json"])
+        assert verified.exit_code == 0 and json.loads(verified.output)["clean"], verified.output
 
     with vs.open_stores(config, plugins=[FaultyPlugin()]) as stores:
         db, mirror = stores.audits.backends["db"], stores.audits.backends["mirror"].inner
