@@ -97,6 +97,7 @@ def _config(tmp_path: Path, blobs: dict[str, Any] | None = None) -> dict[str, An
                 "bmem": {"type": "memory"},
             }
         },
+        "journal": str(tmp_path / "journal.db"),
     }
 
 
