@@ -1,15 +1,18 @@
 """The repair journal: a durable record of every write that some backend may be missing.
 
 Before a composite fans a write out to several backends it records the *intent* (section,
-operation, key, the backends in write order) in a SQLite file, with ``synchronous = FULL`` so
-the row is on disk before any backend is touched: it survives ``kill -9`` and power loss. When
-every backend has the write, the row is deleted (``synchronous = NORMAL``: if that deletion is
-lost, ``repair`` replays a write that is already everywhere, which changes nothing). When a
-backend failed, the row is kept, durably, with the backends that miss the write and the error,
-before the call returns. ``veritas-store repair`` (``repair.py``) completes what is kept.
+operation, key, the backends in write order) in a SQLite file in WAL mode with
+``synchronous = NORMAL``: the row is committed before any backend is touched, so it survives
+``kill -9`` (the operating system holds it). Like the SQLite store itself at the same setting, an
+operating-system crash or power loss may lose the newest entries, never corrupt the file; we
+do not pay an fsync per write for a guarantee the stores it protects do not give. When every
+backend has the write, the row is deleted (if that deletion is lost, ``repair`` replays a write
+that is already everywhere, which changes nothing). When a backend failed, the row is kept with
+the backends that miss the write and the error before the call returns. ``veritas-store
+repair`` (``repair.py``) completes what is kept.
 
-Cost: one fsync'd insert and one cheap delete per write to a composite of two or more
-backends; a composite of one backend has nothing to journal. ``journal = false`` in the config
+Cost: one small insert and one delete per write to a composite of two or more backends; a
+composite of one backend has nothing to journal. ``journal = false`` in the config
 turns it off (then a failed optional write is only logged and reported, and a process killed
 mid-write can leave backends apart until the next write of that item).
 
@@ -139,6 +142,7 @@ class Journal:
             )
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # see the module docstring
                 conn.executescript(_SCHEMA)
             except BaseException:
                 conn.close()
@@ -156,11 +160,6 @@ class Journal:
                 self._conn.close()
                 self._conn = None
 
-    def _sync(self, full: bool) -> None:
-        # FULL: the commit is on disk before it returns; NORMAL (WAL): it may be lost on power
-        # loss, never corrupted
-        self._db.execute(f"PRAGMA synchronous = {'FULL' if full else 'NORMAL'}")
-
     # -- the writer's side --------------------------------------------------------------
 
     def intent(
@@ -174,7 +173,6 @@ class Journal:
         """Record, durably, that a write is about to go to ``targets``; its entry id."""
         with self._lock:
             db = self._db  # (re)connects first, so the owner below is this process
-            self._sync(True)
             cursor = db.execute(
                 "INSERT INTO entries (section, operation, key, targets, state, content_type, "
                 "owner, created_at) VALUES (?, ?, ?, ?, 'intent', ?, ?, ?)",
@@ -197,7 +195,6 @@ class Journal:
     def keep(self, entry_id: int, missing: Sequence[str], error: str) -> None:
         """Some backends miss the write: keep the entry, durably, saying which and why."""
         with self._lock:
-            self._sync(True)
             self._db.execute(
                 "UPDATE entries SET state = 'failed', missing = ?, error = ? WHERE id = ?",
                 (json.dumps(list(missing)), error, entry_id),
@@ -231,7 +228,6 @@ class Journal:
 
     def remove(self, entry_ids: Sequence[int]) -> None:
         with self._lock:
-            self._sync(False)
             for chunk in _chunks(list(entry_ids), 500):
                 marks = ", ".join("?" * len(chunk))
                 self._db.execute(f"DELETE FROM entries WHERE id IN ({marks})", chunk)
@@ -239,7 +235,6 @@ class Journal:
     def failed_again(self, entry_ids: Sequence[int], error: str) -> None:
         """A repair could not complete these entries: count the attempt, keep the error."""
         with self._lock:
-            self._sync(False)
             for chunk in _chunks(list(entry_ids), 500):
                 marks = ", ".join("?" * len(chunk))
                 self._db.execute(
