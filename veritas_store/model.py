@@ -156,23 +156,40 @@ def _optional_count(instance: Any, field: attrs.Attribute[Any], value: Any) -> N
     _count(instance, field, value)
 
 
-def _is_plain_json(value: Any) -> bool:
-    """True if ``value`` holds only storable JSON values: the fast check, no messages."""
+_NOT_PLAIN = object()
+
+
+def _frozen_plain_json(value: Any) -> Any:
+    """A frozen deep copy of ``value`` if it holds only plain, storable JSON values, else
+    ``_NOT_PLAIN`` (then the full check decides and names the problem): one pass, no messages.
+    """
     kind = type(value)
     if kind is str:
-        return _unstorable(value) is None
+        plain = (value.isascii() and "\x00" not in value) or _unstorable(value) is None
+        return value if plain else _NOT_PLAIN
     if value is None or kind is bool or kind is int:
-        return True
+        return value
     if kind is float:
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(
-            type(k) is str and _unstorable(k) is None and _is_plain_json(v)
-            for k, v in value.items()
-        )
-    if isinstance(value, list):
-        return all(_is_plain_json(v) for v in value)
-    return False
+        return value if math.isfinite(value) else _NOT_PLAIN
+    if kind is dict or kind is FrozenDict:
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str or _unstorable(key) is not None:
+                return _NOT_PLAIN
+            frozen = _frozen_plain_json(item)
+            if frozen is _NOT_PLAIN:
+                return _NOT_PLAIN
+            copy[key] = frozen
+        return FrozenDict(copy)
+    if kind is list or kind is FrozenList:
+        items = []
+        for item in value:
+            frozen = _frozen_plain_json(item)
+            if frozen is _NOT_PLAIN:
+                return _NOT_PLAIN
+            items.append(frozen)
+        return FrozenList(items)
+    return _NOT_PLAIN
 
 
 def _check_json(value: Any, path: str) -> None:
@@ -245,11 +262,15 @@ def freeze_json(value: Any) -> Any:
     return value
 
 
-def _json_dict(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+def _to_json_dict(value: Any, self: Any, field: attrs.Attribute[Any]) -> dict[str, Any]:
+    """A frozen copy of a JSON dict field, checked in the same pass."""
     if not isinstance(value, dict):
-        raise TypeError(f"{_where(instance, field)} must be a dict, got {type(value).__name__}")
-    if not _is_plain_json(value):
-        _check_json(value, _where(instance, field))
+        raise TypeError(f"{_where(self, field)} must be a dict, got {type(value).__name__}")
+    frozen = _frozen_plain_json(value)
+    if frozen is _NOT_PLAIN:  # a problem, or only values the fast pass does not know (enums)
+        _check_json(value, _where(self, field))
+        frozen = freeze_json(value)
+    return frozen  # type: ignore[no-any-return]
 
 
 def _items_of(kind: type) -> Any:
@@ -270,6 +291,11 @@ def _float_field(*, required: bool = False, default: Any = None) -> Any:
     if required:
         return attrs.field(converter=converter)
     return attrs.field(default=default, converter=converter)
+
+
+def _json_dict_field() -> Any:
+    converter = attrs.Converter(_to_json_dict, takes_self=True, takes_field=True)  # type: ignore[call-overload]
+    return attrs.field(factory=dict, converter=converter)
 
 
 def _datetime_field(*, required: bool = False) -> Any:
@@ -340,14 +366,10 @@ class Audit:
     trust_score: float | None = _float_field()
     risk_level: str | None = attrs.field(default=None, validator=_optional_text)
     narrative: str | None = attrs.field(default=None, validator=_optional_text)
-    signal_scores: dict[str, Any] = attrs.field(
-        factory=dict, converter=freeze_json, validator=_json_dict
-    )
+    signal_scores: dict[str, Any] = _json_dict_field()
     site_type: str | None = attrs.field(default=None, validator=_optional_text)
     site_type_confidence: float | None = _float_field()
-    security_results: dict[str, Any] = attrs.field(
-        factory=dict, converter=freeze_json, validator=_json_dict
-    )
+    security_results: dict[str, Any] = _json_dict_field()
     pages_scanned: int = attrs.field(default=0, validator=_count)
     elapsed_seconds: float | None = _float_field()
     error_message: str | None = attrs.field(default=None, validator=_optional_text)
