@@ -16,6 +16,7 @@ from .errors import (
     InvalidRecord,
     NotAttempted,
     PluginError,
+    SchemaError,
     VeritasStoreError,
     WriteError,
 )
@@ -35,7 +36,7 @@ from .model import (
     validate_limit,
     validate_status,
 )
-from .protocols import AuditStore, BlobStore
+from .protocols import AuditStore, BlobStore, SchemaManaged
 
 __all__ = [
     "Audit",
@@ -57,6 +58,8 @@ __all__ = [
     "InvalidRecord",
     "NotAttempted",
     "PluginError",
+    "SchemaError",
+    "SchemaManaged",
     "Screenshot",
     "ScreenshotStorage",
     "Stores",
