@@ -1,18 +1,19 @@
 """Listing at scale: is a newest-first page at 1,000,000 audits as fast as at 10,000?
 
-For each database (SQLite and PostgreSQL by default) this bulk-loads ``--small`` audits (each
-with two findings and one screenshot) through the ``sql`` backend's own tables, times three
-pages read with ``SqlAuditStore.list()`` -- the first page, a deep keyset page (the cursor from
-the middle of the table) and a first page filtered by a rare status -- then loads up to
-``--large`` audits and times them again. It prints each page's median time at both sizes, the
-ratio, PASS/FAIL against the target (ratio <= 1.5), and the query plan, which must use an index
-and no sort. Exit code 1 if any line FAILs.
+For each database (SQLite and PostgreSQL by default) this bulk-loads two sets of the ``sql``
+backend's tables under two prefixes, one with ``--small`` audits and one with ``--large`` (each
+audit with two findings and one screenshot), then times three pages of 50 read with
+``SqlAuditStore.list()`` on both -- the first page, a deep keyset page (the cursor from the
+middle of the table) and a first page filtered by a rare status -- alternating between the two
+sizes so that other load on the machine weighs on both alike. It prints each page's median
+time at both sizes, the ratio, PASS/FAIL against the target (ratio <= 1.5), and the query plan
+at the large size, which must use an index and no sort. Exit code 1 if any line FAILs.
 
     python benchmarks/listing_at_scale.py                      # 10k vs 1M, SQLite + PostgreSQL
     python benchmarks/listing_at_scale.py --db sqlite --small 1000 --large 20000
 
 PostgreSQL comes from ``--pg-url`` (default: the test server, 127.0.0.1:5432 database test);
-the tables get a unique prefix and are dropped at the end (``--keep`` keeps them). Both sizes
+the tables get unique prefixes and are dropped at the end (``--keep`` keeps them). Both sizes
 are measured in the same run, on the same machine, so the ratio compares like with like.
 """
 
@@ -194,16 +195,28 @@ def queries(store: SqlAuditStore, size: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def median_ms(store: SqlAuditStore, kwargs: dict[str, Any], repeat: int) -> float:
-    for _ in range(3):  # warm the pool and the caches
-        page = store.list(limit=PAGE, **kwargs)
-    assert len(page.items) == PAGE, "not enough audits for a full page"
-    times = []
+def once(store: SqlAuditStore, kwargs: dict[str, Any]) -> float:
+    began = time.perf_counter()
+    store.list(limit=PAGE, **kwargs)
+    return time.perf_counter() - began
+
+
+def median_ms_pair(
+    small: tuple[SqlAuditStore, dict[str, Any]],
+    large: tuple[SqlAuditStore, dict[str, Any]],
+    repeat: int,
+) -> tuple[float, float]:
+    """Median times of the same page at both sizes, timed alternately so that whatever else
+    the machine does at the time weighs on both alike."""
+    for store, kwargs in (small, large):
+        for _ in range(3):  # warm the pool and the caches
+            page = store.list(limit=PAGE, **kwargs)
+        assert len(page.items) == PAGE, "not enough audits for a full page"
+    small_times, large_times = [], []
     for _ in range(repeat):
-        began = time.perf_counter()
-        store.list(limit=PAGE, **kwargs)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1000
+        small_times.append(once(*small))
+        large_times.append(once(*large))
+    return statistics.median(small_times) * 1000, statistics.median(large_times) * 1000
 
 
 def plan(store: SqlAuditStore, kwargs: dict[str, Any]) -> tuple[bool, str]:
@@ -261,27 +274,30 @@ def pg_nodes(node: dict) -> Iterator[dict]:
 
 
 def bench(name: str, url: str, small: int, large: int, repeat: int, keep: bool) -> list[dict]:
-    prefix = f"bench{uuid.uuid4().hex[:6]}_"
-    store = SqlAuditStore(url, table_prefix=prefix)
+    """Two table sets in one database, ``small`` and ``large`` audits, timed side by side."""
+    tag = uuid.uuid4().hex[:6]
+    stores: list[SqlAuditStore] = []
     results: list[dict] = []
     try:
-        print(f"[{name}] loading {small:,} audits ...", flush=True)
-        took = load(store, 0, small)
-        print(f"[{name}]   {took:.1f}s", flush=True)
-        at_small = {q: median_ms(store, kw, repeat) for q, kw in queries(store, small).items()}
-        print(f"[{name}] loading up to {large:,} audits ...", flush=True)
-        took = load(store, small, large)
-        print(f"[{name}]   {took:.1f}s ({(large - small) / took:,.0f} audits/s)", flush=True)
-        for query, kwargs in queries(store, large).items():
-            at_large = median_ms(store, kwargs, repeat)
-            ok, summary = plan(store, kwargs)
-            ratio = at_large / at_small[query]
+        for size, prefix in ((small, f"bench{tag}_s_"), (large, f"bench{tag}_l_")):
+            stores.append(SqlAuditStore(url, table_prefix=prefix))
+            print(f"[{name}] loading {size:,} audits ...", flush=True)
+            took = load(stores[-1], 0, size)
+            print(f"[{name}]   {took:.1f}s ({size / took:,.0f} audits/s)", flush=True)
+        at_small, at_large = stores
+        pages = zip(queries(at_small, small).items(), queries(at_large, large).items(), strict=True)
+        for (query, small_kwargs), (_, large_kwargs) in pages:
+            small_ms, large_ms = median_ms_pair(
+                (at_small, small_kwargs), (at_large, large_kwargs), repeat
+            )
+            ok, summary = plan(at_large, large_kwargs)
+            ratio = large_ms / small_ms
             results.append(
                 {
                     "db": name,
                     "query": query,
-                    "small_ms": at_small[query],
-                    "large_ms": at_large,
+                    "small_ms": small_ms,
+                    "large_ms": large_ms,
                     "ratio": ratio,
                     "pass": ratio <= TARGET,
                     "index_used": ok,
@@ -289,13 +305,15 @@ def bench(name: str, url: str, small: int, large: int, repeat: int, keep: bool) 
                 }
             )
     finally:
-        if keep:
-            print(f"[{name}] kept tables {prefix}*")
-        else:
-            store.metadata.drop_all(store.engine)
-            with store.engine.begin() as conn:
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prefix}alembic_version")
-        store.close()
+        for store in stores:
+            prefix = store_prefix(store)
+            if keep:
+                print(f"[{name}] kept tables {prefix}*")
+            else:
+                store.metadata.drop_all(store.engine)
+                with store.engine.begin() as conn:
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {prefix}alembic_version")
+            store.close()
     return results
 
 
@@ -304,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", default="sqlite,postgresql", help="sqlite,postgresql,mariadb")
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=30, help="timed runs per page (median)")
+    parser.add_argument("--repeat", type=int, default=50, help="timed runs per page (median)")
     parser.add_argument("--pg-url", default=URLS["postgresql"])
     parser.add_argument("--mariadb-url", default=URLS["mariadb"])
     parser.add_argument("--keep", action="store_true", help="keep the tables (and file)")
