@@ -171,6 +171,35 @@ def store_prefix(store: SqlAuditStore) -> str:
     return store.schema_current()["table_prefix"]
 
 
+def disk_mb(store: SqlAuditStore) -> float:
+    """Space the tables and their indexes take (for sizing), in MB."""
+    names = [t.name for t in store.metadata.sorted_tables]
+    with store.engine.connect() as conn:
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            total = sum(
+                conn.exec_driver_sql(f"SELECT pg_total_relation_size('{n}')").scalar()
+                for n in names
+            )
+        elif dialect == "sqlite":  # needs the dbstat table (built into Python's SQLite)
+            placeholders = ",".join("?" * len(names))
+            index_of = conn.exec_driver_sql(
+                f"SELECT name FROM sqlite_master WHERE tbl_name IN ({placeholders})", tuple(names)
+            ).scalars()
+            objects = tuple(index_of)
+            marks = ",".join("?" * len(objects))
+            total = conn.exec_driver_sql(
+                f"SELECT sum(pgsize) FROM dbstat WHERE name IN ({marks})", objects
+            ).scalar()
+        else:
+            listed = ",".join(repr(n) for n in names)
+            total = conn.exec_driver_sql(
+                "SELECT sum(data_length + index_length) FROM information_schema.tables "
+                f"WHERE table_schema = DATABASE() AND table_name IN ({listed})"
+            ).scalar()
+    return float(total or 0) / 1e6
+
+
 def deep_cursor(store: SqlAuditStore, depth: int) -> str:
     """The cursor a client holds after paging ``depth`` audits in (found once, not timed)."""
     (audits,) = [t for t in store.metadata.sorted_tables if t.name.endswith("audits")]
@@ -285,6 +314,8 @@ def bench(name: str, url: str, small: int, large: int, repeat: int, keep: bool) 
             took = load(stores[-1], 0, size)
             print(f"[{name}]   {took:.1f}s ({size / took:,.0f} audits/s)", flush=True)
         at_small, at_large = stores
+        size_mb = disk_mb(at_large)
+        print(f"[{name}] {large:,} audits take {size_mb:,.0f} MB with indexes", flush=True)
         pages = zip(queries(at_small, small).items(), queries(at_large, large).items(), strict=True)
         for (query, small_kwargs), (_, large_kwargs) in pages:
             small_ms, large_ms = median_ms_pair(

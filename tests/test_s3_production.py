@@ -171,12 +171,12 @@ def test_secrets_are_never_printed(
     for output in (text, report, failed.stdout, failed.stderr):
         assert SECRET not in output and TOKEN not in output
 
-    with caplog.at_level(logging.DEBUG):  # every logger, botocore's and s3fs's included
-        with vs.open_stores(config) as stores:
-            stores.blobs.put("k.png", PNG, "image/png")
-            assert stores.blobs.get("k.png") == PNG
-            stores.blobs.url("k.png")
-            shown = repr(stores) + repr(stores.blobs.backends["s3"]) + repr(stores.config)
+    # every logger at DEBUG, botocore's and s3fs's included
+    with caplog.at_level(logging.DEBUG), vs.open_stores(config) as stores:
+        stores.blobs.put("k.png", PNG, "image/png")
+        assert stores.blobs.get("k.png") == PNG
+        stores.blobs.url("k.png")
+        shown = repr(stores) + repr(stores.blobs.backends["s3"]) + repr(stores.config)
     assert caplog.records  # the libraries did log
     assert SECRET not in caplog.text + shown
     # A presigned URL carries a session token by design (and botocore logs it at DEBUG while

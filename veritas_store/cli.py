@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from .config import Config, load_config, redact
+from .config import BackendConfig, Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
 from .model import AuditStatus
 from .plugins import PluginRegistry, get_registry
@@ -30,7 +31,7 @@ from .stores import check_section, factory_for, open_backend, open_stores
 console = Console()
 err_console = Console(stderr=True)
 
-PERSISTENT_HINT = "memory"  # type name of the per-process backend
+PER_PROCESS_TYPE = "memory"  # the built-in per-process backend type
 
 
 def _fail(message: str, code: int) -> None:
@@ -265,17 +266,29 @@ def _describe(options: dict[str, Any]) -> str:
     return ""
 
 
+def _per_process(backend: BackendConfig) -> bool:
+    """A backend whose data lives in this process only: the memory type, or an in-memory URL
+    (``memory://...``, an in-memory SQLite database) of any type."""
+    if backend.type == PER_PROCESS_TYPE:
+        return True
+    url = backend.options.get("url")
+    return isinstance(url, str) and bool(_IN_MEMORY_URL.match(url))
+
+
+_IN_MEMORY_URL = re.compile(r"memory://|sqlite(\+\w+)?://(/:memory:)?(\?.*)?$")
+
+
 def _read_order_warnings(cfg: Config) -> list[str]:
     """A per-process backend read before a shared one serves stale data across processes."""
     warnings = []
     for kind in ("audits", "blobs"):
         section = cfg.section(kind)
         order = [section.backends[n] for n in section.effective_read_order()]
-        shared_after = [b.name for b in order if b.type != PERSISTENT_HINT]
         for i, b in enumerate(order):
-            if b.type == PERSISTENT_HINT and any(o.type != PERSISTENT_HINT for o in order[i + 1 :]):
+            shared_after = [o.name for o in order[i + 1 :] if not _per_process(o)]
+            if _per_process(b) and shared_after:
                 warnings.append(
-                    f"[{kind}] the per-process memory backend {b.name!r} is read before "
+                    f"[{kind}] the per-process backend {b.name!r} is read before "
                     f"{', '.join(repr(n) for n in shared_after)}: with several processes, reads "
                     "can be stale; put shared backends first in read_order"
                 )
