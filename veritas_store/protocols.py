@@ -64,7 +64,7 @@ class SchemaManaged(Protocol):
     """Optional, for a backend with a versioned schema (the built-in ``sql``): what
     ``veritas-store db`` calls. Its factory also has ``open_for_migrations(**options)``, which
     opens the store like the factory does but without refusing an outdated schema (and without
-    creating one), so that ``db upgrade`` can run. See docs/plugins.md."""
+    creating one), so that ``db upgrade`` can run. See docs/deploy.md."""
 
     def schema_current(self) -> dict[str, Any]:
         """``{"state", "revision", "head", ...}``; state is ``empty``, ``current``,
