@@ -410,3 +410,16 @@ def test_db_upgrade_reports_an_unreachable_database(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "audits.up: created at" in result.stdout  # the other backend still got upgraded
     assert "audits.down:" in result.stderr and "hunter2" not in result.stdout + result.stderr
+
+
+def test_the_embedded_default_upgrades_its_sqlite_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A developer's ./veritas-data/audits.db from before migrations keeps working.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VERITAS_STORE_CONFIG", raising=False)
+    monkeypatch.delenv("USE_DB_PERSISTENCE", raising=False)
+    (tmp_path / "veritas-data").mkdir()
+    _legacy_database(Db(f"sqlite:///{tmp_path}/veritas-data/audits.db", "veritas_"))
+    with vs.open_stores() as stores:
+        assert stores.audits.backends["sql"].schema_current()["state"] == "current"
