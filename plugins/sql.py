@@ -5,6 +5,11 @@ Three normalised tables per ``table_prefix``: ``audits``, ``findings`` and ``scr
 reads back ``==`` to what was written: doubles not floats, datetimes with microseconds, JSON
 for the dict fields, long text where MySQL's TEXT would truncate, and ids compared by code point
 on every database so that keyset pagination agrees with the other backends.
+
+The schema is versioned with Alembic (``sql_schema.py``, migrations in ``sql_migrations/``):
+opening a store creates an empty database at the latest revision and refuses an outdated one
+unless ``auto_upgrade`` is set; ``veritas-store db`` uses ``open_for_migrations`` and the
+``schema_*`` methods.
 """
 
 from __future__ import annotations
