@@ -383,6 +383,9 @@ def test_db_commands_act_on_every_enabled_sql_backend(tmp_path: Path, pg_url: st
         assert only == "pg"
         assert [h["applied"] for h in history["backends"][0]["result"]] == [True]
         assert ok(tmp_path, "list", "--config", str(config))
+        report = ok_json(tmp_path, "check", "--config", str(config))
+        schemas = {r["backend"]: r.get("schema", {}).get("revision") for r in report["backends"]}
+        assert schemas == {"old": "0001", "pg": "0001", "off": None, "memory": None, "local": None}
         assert not (tmp_path / "never.db").exists()  # disabled: never opened
     finally:
         drop_prefixed_tables(pg_url, prefix)

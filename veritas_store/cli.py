@@ -248,6 +248,10 @@ def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict
         else:
             store.exists("veritas-health-check")
         row.update(status="ok", detail=_describe(backend.options))
+        if isinstance(store, SchemaManaged):  # it opened, so its schema is current
+            schema = store.schema_current()
+            row["schema"] = schema
+            row["detail"] += f" (schema {schema['revision']})"
     except ConfigError:
         raise  # a rejected option value is a config error (exit 2), not an unhealthy backend
     except Exception as exc:
