@@ -31,7 +31,7 @@ from .stores import check_section, factory_for, open_backend, open_stores
 console = Console()
 err_console = Console(stderr=True)
 
-PER_PROCESS_TYPE = "memory"  # the built-in per-process backend type
+PERSISTENT_HINT = "memory"  # type name of the per-process backend
 
 
 def _fail(message: str, code: int) -> None:
@@ -273,7 +273,7 @@ def _describe(options: dict[str, Any]) -> str:
 def _per_process(backend: BackendConfig) -> bool:
     """A backend whose data lives in this process only: the memory type, or an in-memory URL
     (``memory://...``, an in-memory SQLite database) of any type."""
-    if backend.type == PER_PROCESS_TYPE:
+    if backend.type == PERSISTENT_HINT:
         return True
     url = backend.options.get("url")
     return isinstance(url, str) and bool(_IN_MEMORY_URL.match(url))
