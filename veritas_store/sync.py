@@ -28,8 +28,9 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -40,11 +41,14 @@ from .plugins import PluginRegistry
 from .screenshots import sniff_image
 from .stores import ConfigSource, factory_for, open_backend, open_stores, registry_with
 
+T = TypeVar("T")
+
 # progress(task, done, total): total is None when it is not known in advance (audits).
 Progress = Callable[[str, int, int | None], None]
 
 PAGE_SIZE = 200  # audits per page, and per checkpoint
 BLOB_CHECKPOINT_EVERY = 100  # blobs between two checkpoints
+WORKERS = 4  # threads writing one page at once
 MAX_DETAILS = 20  # differences (or kept-newer ids) listed per section by default
 
 
@@ -295,6 +299,9 @@ def _no_progress(task: str, done: int, total: int | None) -> None:
     pass
 
 
+_MISSING = object()  # "look the audit up in the target": the window could not tell
+
+
 def copy_audits(
     source: Any,
     target: Any,
@@ -303,9 +310,15 @@ def copy_audits(
     checkpoint: Checkpoint | None = None,
     overwrite_newer: bool = False,
     page_size: int = PAGE_SIZE,
+    workers: int = WORKERS,
     progress: Progress | None = None,
 ) -> CopyReport:
-    """Copy every audit of ``source`` (all statuses) into ``target``; see the module doc."""
+    """Copy every audit of ``source`` (all statuses) into ``target``; see the module doc.
+
+    Each source page is compared with the target's audits in the same keyset window (listed a
+    page at a time too), so an audit already equal costs no extra request; the page's writes
+    run on ``workers`` threads, and the checkpoint moves on once they are all done.
+    """
     checkpoint = checkpoint or Checkpoint(None)
     progress = progress or _no_progress
     task = f"audits {report.source} → {report.target}"
@@ -317,33 +330,92 @@ def copy_audits(
     cursor = checkpoint.position(report.kind)
     report.resumed_after = checkpoint.done_before(report.kind) if cursor else 0
     progress(task, report.resumed_after, None)
-    while True:
-        page = source.list(limit=page_size, cursor=cursor)
-        for audit in page.items:
-            _copy_audit(audit, source, target, report, overwrite_newer)
-            report.scanned += 1
-        cursor = page.next_cursor
-        done = report.resumed_after + report.scanned
-        if not report.dry_run:
-            checkpoint.save(report.kind, cursor, done, finished=cursor is None)
-        progress(task, done, done if cursor is None else None)
-        if cursor is None:
-            break
+    with _Pool(workers) as pool:
+        while True:
+            page = source.list(limit=page_size, cursor=cursor)
+            outcomes = _copy_page(
+                page.items, cursor, source, target, pool, report.dry_run, overwrite_newer, page_size
+            )
+            for audit, outcome in zip(page.items, outcomes, strict=True):
+                setattr(report, outcome, getattr(report, outcome) + 1)
+                if outcome == "kept_newer" and len(report.kept_newer_ids) < MAX_DETAILS:
+                    report.kept_newer_ids.append(audit.id)
+            report.scanned += len(page.items)
+            cursor = page.next_cursor
+            done = report.resumed_after + report.scanned
+            if not report.dry_run:
+                checkpoint.save(report.kind, cursor, done, finished=cursor is None)
+            progress(task, done, done if cursor is None else None)
+            if cursor is None:
+                break
     report.complete = True
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _copy_audit(
-    audit: Audit, source: Any, target: Any, report: CopyReport, overwrite_newer: bool
-) -> None:
-    # A live application may write the source between our read and our write; re-reading the
-    # source after writing catches that, and the changed record is copied again.
-    outcome = "unchanged"
-    for _ in range(5):
-        existing = target.get(audit.id)
+def _copy_page(
+    items: tuple[Audit, ...],
+    cursor: str | None,
+    source: Any,
+    target: Any,
+    pool: _Pool,
+    dry_run: bool,
+    overwrite_newer: bool,
+    page_size: int,
+) -> list[str]:
+    """Copy one source page; return each audit's CopyReport count name."""
+    window = _window(target, cursor, items, page_size)
+    outcomes = pool.map(
+        lambda a: _write_audit(a, target, dry_run, overwrite_newer, window[a.id]), items
+    )
+    if dry_run:
+        return outcomes
+    # A live application may have written the source between our read and our write, and
+    # ours would then undo its change in the target: list the page's window again, and copy
+    # anything that changed meanwhile once more.
+    written = {a.id for a, o in zip(items, outcomes, strict=True) if o in ("created", "updated")}
+    if not written:
+        return outcomes
+    now = _window(source, cursor, items, page_size)
+    return [
+        _settle(a, now[a.id], source, target, o) if a.id in written and now[a.id] != a else o
+        for a, o in zip(items, outcomes, strict=True)
+    ]
+
+
+def _window(
+    store: Any, cursor: str | None, items: tuple[Audit, ...], page_size: int
+) -> dict[str, Any]:
+    """For each of ``items``, the store's audit with that id if it lies in their keyset range
+    (after ``cursor``, down to the last item), else ``_MISSING``: not stored, or stored with
+    another ``created_at`` (only a lookup by id can tell)."""
+    if not items:
+        return {}
+    found: dict[str, Audit] = {}
+    end = sort_key(items[-1])
+    while True:
+        page = store.list(limit=page_size, cursor=cursor)
+        for audit in page.items:
+            if sort_key(audit) < end:
+                break
+            found[audit.id] = audit
+        else:
+            cursor = page.next_cursor
+            if cursor is not None:
+                continue
+        break
+    return {a.id: found.get(a.id, _MISSING) for a in items}
+
+
+def _write_audit(
+    audit: Audit, target: Any, dry_run: bool, overwrite_newer: bool, existing: Any = _MISSING
+) -> str:
+    """Make the target's copy equal to ``audit``; return which CopyReport count it adds to."""
+    for attempt in range(3):
+        if existing is _MISSING:
+            existing = target.get(audit.id)
         if existing == audit:
-            break
+            return "unchanged"
         if (
             existing is not None
             and not overwrite_newer
@@ -351,29 +423,53 @@ def _copy_audit(
             and audit.updated_at is not None
             and existing.updated_at > audit.updated_at
         ):
-            outcome = "kept_newer"
-            break
+            return "kept_newer"
         outcome = "created" if existing is None else "updated"
-        if report.dry_run:
-            break
+        if dry_run:
+            return outcome
         try:
             if existing is None:
                 target.create(audit)
             else:
                 target.update(audit)
+            return outcome
         except (AuditExists, AuditNotFound):
-            continue  # the target changed under us: look again
-        current = source.get(audit.id)
-        if current == audit:
-            break
+            if attempt == 2:
+                raise
+            existing = _MISSING  # someone else writes the target too: look again
+    raise AssertionError("unreachable")
+
+
+def _settle(written: Audit, current: Any, source: Any, target: Any, outcome: str) -> str:
+    """The source's audit changed after we copied ``written``: copy it again until stable."""
+    for _ in range(5):
+        if current is _MISSING:
+            current = source.get(written.id)
+        if current == written:
+            return outcome
         if current is None:  # deleted meanwhile: do not resurrect it in the target
-            target.delete(audit.id)
-            outcome = "vanished"
-            break
-        audit = current
-    setattr(report, outcome, getattr(report, outcome) + 1)
-    if outcome == "kept_newer" and len(report.kept_newer_ids) < MAX_DETAILS:
-        report.kept_newer_ids.append(audit.id)
+            target.delete(written.id)
+            return "vanished"
+        _write_audit(current, target, dry_run=False, overwrite_newer=True)
+        written, current = current, _MISSING
+    return outcome
+
+
+class _Pool:
+    """A few threads to run one page's writes at once (backends are thread-safe)."""
+
+    def __init__(self, workers: int) -> None:
+        self._executor = ThreadPoolExecutor(max(1, workers), thread_name_prefix="veritas-copy")
+
+    def map(self, call: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+        return list(self._executor.map(call, items))
+
+    def __enter__(self) -> _Pool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # On Ctrl-C, do not start what is still queued; finish what is running.
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def content_type_of(key: str, data: bytes) -> str | None:
@@ -390,6 +486,7 @@ def copy_blobs(
     report: CopyReport,
     *,
     checkpoint: Checkpoint | None = None,
+    workers: int = WORKERS,
     progress: Progress | None = None,
 ) -> CopyReport:
     """Copy every blob of ``source`` into ``target``, skipping those with an equal sha256."""
@@ -406,39 +503,37 @@ def copy_blobs(
     keys = [k for k in source.list() if after is None or k > after]
     total = report.resumed_after + len(keys)
     progress(task, report.resumed_after, total)
-    for i, key in enumerate(keys, 1):
-        _copy_blob(key, source, target, report)
-        report.scanned += 1
-        done = report.resumed_after + report.scanned
-        if i % BLOB_CHECKPOINT_EVERY == 0 and not report.dry_run:
-            checkpoint.save(report.kind, key, done)
-        progress(task, done, total)
-    if not report.dry_run:
-        checkpoint.save(report.kind, keys[-1] if keys else after, total, finished=True)
+    with _Pool(workers) as pool:
+        for start in range(0, len(keys), BLOB_CHECKPOINT_EVERY):
+            chunk = keys[start : start + BLOB_CHECKPOINT_EVERY]
+            for outcome in pool.map(lambda k: _copy_blob(k, source, target, report.dry_run), chunk):
+                setattr(report, outcome, getattr(report, outcome) + 1)
+            report.scanned += len(chunk)
+            done = report.resumed_after + report.scanned
+            if not report.dry_run:
+                checkpoint.save(report.kind, chunk[-1], done, finished=done == total)
+            progress(task, done, total)
+    if not keys and not report.dry_run:
+        checkpoint.save(report.kind, after, total, finished=True)
     report.complete = True
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _copy_blob(key: str, source: Any, target: Any, report: CopyReport) -> None:
+def _copy_blob(key: str, source: Any, target: Any, dry_run: bool) -> str:
     try:
         data = source.get(key)
     except BlobNotFound:
-        report.vanished += 1
-        return
+        return "vanished"
     try:
         have: bytes | None = target.get(key)
     except BlobNotFound:
         have = None
     if have is not None and _sha256(have) == _sha256(data):
-        report.unchanged += 1
-        return
-    if not report.dry_run:
+        return "unchanged"
+    if not dry_run:
         target.put(key, data, content_type_of(key, data))
-    if have is None:
-        report.created += 1
-    else:
-        report.updated += 1
+    return "created" if have is None else "updated"
 
 
 def _sha256(data: bytes) -> str:
