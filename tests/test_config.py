@@ -794,6 +794,37 @@ def test_a_config_error_changes_nothing_on_disk(tmp_path, name):
     assert not (folder / "veritas-data").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("storage_options = false", "at 'blobs.backends.local.storage_options': expected Mapping"),
+        ("storage_options = 3", "at 'blobs.backends.local.storage_options': expected Mapping"),
+        ("url = 7", "at 'blobs.backends.local.url': expected a string, got int"),
+        ("url = [\"a\"]", "at 'blobs.backends.local.url': expected a string, got list"),
+    ],
+)
+def test_a_wrong_option_type_is_found_before_any_backend_is_opened(tmp_path, option, message):
+    # The audits backend (SQLite) comes first: opening it would create its database.
+    folder = tmp_path / "deploy"
+    blobs = f'[blobs.backends.local]\ntype = "fsspec"\n{option}\n'
+    if not option.startswith("url"):
+        blobs += 'url = "veritas-data/blobs"\n'
+    path = write(folder / "c.toml", VALID_AUDITS + "\n" + blobs)
+    assert message in str(config_error(path))
+    assert sorted(p.name for p in folder.iterdir()) == ["c.toml"]
+
+
+def test_option_types_follow_the_factory_hints():
+    config = {
+        "audits": {"backends": {"db": {"type": "sql", "url": "sqlite://", "echo": 1}}},
+        "blobs": {"backends": {"m": {"type": "memory"}}},
+    }
+    assert "at 'audits.backends.db.echo': expected a boolean, got int" in str(config_error(config))
+    config["audits"]["backends"]["db"].update(echo="yes", busy_timeout=2, pool_size=None)
+    with vs.open_stores(config) as stores:  # text converts; an int is a number; None fits
+        assert stores.audits.get("x") is None
+
+
 def test_a_config_error_in_the_default_changes_nothing_on_disk(clean_env, monkeypatch):
     monkeypatch.setenv("USE_DB_PERSISTENCE", "perhaps")
     config_error(None)

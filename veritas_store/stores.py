@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -159,11 +161,7 @@ def _coerced_options(
     factory: Any, options: Mapping[str, Any], source: str, where: str
 ) -> dict[str, Any]:
     """Options converted to the factory's bool/int/float hints (``${VAR}`` gives only text)."""
-    target = factory.__init__ if isinstance(factory, type) else factory
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:
-        hints = {}
+    hints = _hints(factory)
     result = {}
     for key, value in options.items():
         try:
@@ -206,3 +204,47 @@ def _check_options(
             source=source,
             key=where,
         )
+    # Wrong types are found here, before any backend is opened: a factory would find them
+    # only after the backends opened before it had created their files.
+    hints = _hints(factory)
+    for key, value in _coerced_options(factory, options, source, where).items():
+        if key in hints and not _conforms(value, hints[key]):
+            expected = re.sub(r"\b(typing|collections\.abc)\.", "", str(hints[key]))
+            raise ConfigError(
+                f"expected {_TYPE_NAMES.get(hints[key], expected)}, got {type(value).__name__}",
+                source=source,
+                key=f"{where}.{key}",
+            )
+
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+
+
+def _hints(factory: Any) -> dict[str, Any]:
+    target = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        return {}
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether an option value fits a factory's type hint (a hint we cannot check: yes)."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    target = origin or hint
+    if not isinstance(target, type):
+        return True  # Literal, a TypeVar, ...: the factory checks
+    if isinstance(value, bool) and target in (int, float):
+        return False
+    if target is float:
+        return isinstance(value, int | float)
+    try:
+        return isinstance(value, target)
+    except TypeError:
+        return True
