@@ -137,10 +137,10 @@ def _yes(flag: bool) -> Text:
 
 
 def _table(
-    title: str, columns: list[str], rows: list[list[Any]], keep: tuple[str, ...] = ()
+    title: str | None, columns: list[str], rows: list[list[Any]], keep: tuple[str, ...] = ()
 ) -> Table:
     """A table whose cells are plain text (never markup); ``keep`` columns never wrap (ids)."""
-    table = Table(title=Text(title))
+    table = Table(title=Text(title) if title else None)
     for col in columns:
         table.add_column(col, no_wrap=col in keep)
     for row in rows:
@@ -513,7 +513,8 @@ def copy(
     columns = ["", *(r.kind for r in reports)]
     verb = "Dry run: would copy" if dry_run else "Copied"
     title = f"{verb} {source} → {target}"
-    console.print(_table(title, columns, rows))
+    console.print(Text(title))
+    console.print(_table(None, columns, rows))
     for r in reports:
         if r.kept_newer:
             err_console.print(
