@@ -299,7 +299,7 @@ def _no_progress(task: str, done: int, total: int | None) -> None:
     pass
 
 
-_MISSING = object()  # "look the audit up in the target": the window could not tell
+_MISSING = object()  # "look the audit up by id": a listing could not tell
 
 
 def copy_audits(
@@ -364,7 +364,9 @@ def _copy_page(
     page_size: int,
 ) -> list[str]:
     """Copy one source page; return each audit's CopyReport count name."""
-    window = _window(target, cursor, items, page_size)
+    # Not in the target's window: absent, or there with another created_at, which create()
+    # reports (then it is looked up). A dry run cannot try, so it looks it up at once.
+    window = _window(target, cursor, items, page_size, absent=_MISSING if dry_run else None)
     outcomes = pool.map(
         lambda a: _write_audit(a, target, dry_run, overwrite_newer, window[a.id]), items
     )
@@ -376,7 +378,7 @@ def _copy_page(
     written = {a.id for a, o in zip(items, outcomes, strict=True) if o in ("created", "updated")}
     if not written:
         return outcomes
-    now = _window(source, cursor, items, page_size)
+    now = _window(source, cursor, items, page_size, absent=_MISSING)
     return [
         _settle(a, now[a.id], source, target, o) if a.id in written and now[a.id] != a else o
         for a, o in zip(items, outcomes, strict=True)
@@ -384,11 +386,10 @@ def _copy_page(
 
 
 def _window(
-    store: Any, cursor: str | None, items: tuple[Audit, ...], page_size: int
+    store: Any, cursor: str | None, items: tuple[Audit, ...], page_size: int, absent: Any
 ) -> dict[str, Any]:
     """For each of ``items``, the store's audit with that id if it lies in their keyset range
-    (after ``cursor``, down to the last item), else ``_MISSING``: not stored, or stored with
-    another ``created_at`` (only a lookup by id can tell)."""
+    (after ``cursor``, down to the last item), else ``absent``."""
     if not items:
         return {}
     found: dict[str, Audit] = {}
@@ -404,7 +405,7 @@ def _window(
             if cursor is not None:
                 continue
         break
-    return {a.id: found.get(a.id, _MISSING) for a in items}
+    return {a.id: found.get(a.id, absent) for a in items}
 
 
 def _write_audit(
