@@ -174,6 +174,23 @@ def _coerced_options(
 def _check_options(
     factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str
 ) -> None:
+    _check_names_and_types(factory, options, source, where, type_name)
+    # Only the plugin knows which values are valid; a factory may say so without opening
+    # anything (``check_options``). A factory would find a bad value only after the backends
+    # opened before it had created their files.
+    check = getattr(factory, "check_options", None)
+    if callable(check):
+        try:
+            check(**_coerced_options(factory, options, source, where))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"invalid options: {redact(str(exc))}", source=source, key=where
+            ) from None
+
+
+def _check_names_and_types(
+    factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str
+) -> None:
     try:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
@@ -204,8 +221,7 @@ def _check_options(
             source=source,
             key=where,
         )
-    # Wrong types are found here, before any backend is opened: a factory would find them
-    # only after the backends opened before it had created their files.
+    # Wrong types are found here, before any backend is opened.
     hints = _hints(factory)
     for key, value in _coerced_options(factory, options, source, where).items():
         if key in hints and not _conforms(value, hints[key]):
