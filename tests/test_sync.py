@@ -569,6 +569,23 @@ def test_cli_naming_errors_exit_2(tmp_path: Path, args: list[str], message: str)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["veritas-store.toml"]  # nothing opened
 
 
+def test_cli_copy_to_an_unreachable_backend_exits_1_and_hides_the_password(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    seed(tmp_path, 3)
+    config = (tmp_path / "veritas-store.toml").read_text()
+    (tmp_path / "veritas-store.toml").write_text(
+        config.replace(
+            'url = "sqlite:///data/b.db"',
+            'url = "postgresql+psycopg://app:hunter2@127.0.0.1:9/none?connect_timeout=2"',
+        )
+    )
+    result = cli(tmp_path, "copy", "--from", "db", "--to", "replica")
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "copy stopped: BackendUnavailable" in result.stderr
+    assert "run the same command to resume" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
 def test_cli_copy_dry_run(tmp_path: Path) -> None:
     write_config(tmp_path)
     seed(tmp_path, 4)
