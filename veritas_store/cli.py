@@ -463,6 +463,11 @@ def copy(
     cfg = load_config(config_path)
     _refuse_per_process(cfg, [source, target])
     state = state_path or str(sync.default_state_path(cfg, source, target))
+    resume = (
+        "nothing was written (dry run)"
+        if dry_run
+        else f"progress is saved in {state}: run the same command to resume"
+    )
     try:
         with _progress_bar() as bar:
             reports = sync.copy_backends(
@@ -476,16 +481,12 @@ def copy(
                 progress=_progress_callback(bar),
             )
     except KeyboardInterrupt:
-        _fail(f"interrupted; progress is saved in {state}: run the same command to resume", 130)
+        _fail(f"interrupted; {resume}", 130)
         return
     except (ConfigError, PluginError):
         raise
     except Exception as exc:
-        _fail(
-            f"copy stopped: {type(exc).__name__}: {redact(str(exc))}; progress is saved in "
-            f"{state}: run the same command to resume",
-            1,
-        )
+        _fail(f"copy stopped: {type(exc).__name__}: {redact(str(exc))}; {resume}", 1)
         return
     if as_json:
         _emit_json(
