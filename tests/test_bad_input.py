@@ -95,6 +95,7 @@ def tree(root: Path) -> set[str]:
 
 def stores_config(root: Path) -> dict[str, Any]:
     return {
+        "journal": str(root / "journal.db"),  # two backends per section: writes are journaled
         "audits": {
             "read_order": ["sql", "memory"],
             "backends": {

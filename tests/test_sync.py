@@ -30,6 +30,12 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(64))
 BASE = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dict config's relative paths, journal and copy checkpoint go to the current folder."""
+    monkeypatch.chdir(tmp_path)
+
+
 def make_audit(i: int, **changes: Any) -> vs.Audit:
     """A realistic audit; several share a created_at, so ids break the ties."""
     created = BASE + timedelta(seconds=i // 3)
@@ -73,7 +79,8 @@ def all_audits(store: Any) -> dict[str, vs.Audit]:
 
 
 def config(tmp_path: Path, audits: dict[str, Any], blobs: dict[str, Any]) -> dict[str, Any]:
-    return {"audits": {"backends": audits}, "blobs": {"backends": blobs}}
+    journal = str(tmp_path / "journal.db")  # not in the current folder
+    return {"journal": journal, "audits": {"backends": audits}, "blobs": {"backends": blobs}}
 
 
 def sqlite(path: Path, **extra: Any) -> dict[str, Any]:
@@ -345,7 +352,7 @@ def test_copy_backends_removes_its_checkpoint_and_the_folder_it_made(tmp_path: P
         fill(stores.audits, 5)
     (report,) = sync.copy_backends(cfg, "a", "b")
     assert report.kind == "audits" and report.created == 5 and report.complete
-    assert not (tmp_path / "veritas-data").exists()  # dict config: cwd is the base folder
+    assert not (tmp_path / "veritas-data").exists()
     (clean,) = sync.verify_backends(cfg, "a", "b")
     assert clean.clean and clean.compared == 5
 
@@ -515,7 +522,7 @@ def test_cli_copy_then_verify_is_clean(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Copied db → replica" in result.stdout
     assert "│ created                │ 25     │ 3     │" in result.stdout
-    assert not (tmp_path / "veritas-data").exists()  # the checkpoint is gone once complete
+    assert not (tmp_path / "veritas-data" / "copy-db-to-replica.json").exists()  # complete
 
     data = json.loads(cli(tmp_path, "copy", "--from", "db", "--to", "replica", "--json").stdout)
     assert [(s["section"], s["scanned"], s["unchanged"]) for s in data["sections"]] == [
