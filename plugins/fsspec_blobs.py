@@ -206,6 +206,12 @@ class FsspecBlobStore:
         except (TypeError, ValueError):
             self._find_takes_prefix = False
 
+    @staticmethod
+    def check_options(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        """Raise ValueError or TypeError for bad options (``open_stores`` asks every backend
+        this before it opens any). Opening this store creates nothing, so that is the check."""
+        FsspecBlobStore(url, storage_options).close()
+
     # --- helpers -------------------------------------------------------------------------
 
     def __repr__(self) -> str:

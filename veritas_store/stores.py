@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -192,11 +194,7 @@ def _coerced_options(
     factory: Any, options: Mapping[str, Any], source: str, where: str
 ) -> dict[str, Any]:
     """Options converted to the factory's bool/int/float hints (``${VAR}`` gives only text)."""
-    target = factory.__init__ if isinstance(factory, type) else factory
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:
-        hints = {}
+    hints = _hints(factory)
     result = {}
     for key, value in options.items():
         try:
@@ -207,6 +205,23 @@ def _coerced_options(
 
 
 def _check_options(
+    factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str
+) -> None:
+    _check_names_and_types(factory, options, source, where, type_name)
+    # Only the plugin knows which values are valid; a factory may say so without opening
+    # anything (``check_options``). A factory would find a bad value only after the backends
+    # opened before it had created their files.
+    check = getattr(factory, "check_options", None)
+    if callable(check):
+        try:
+            check(**_coerced_options(factory, options, source, where))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"invalid options: {redact(str(exc))}", source=source, key=where
+            ) from None
+
+
+def _check_names_and_types(
     factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str
 ) -> None:
     try:
@@ -239,3 +254,46 @@ def _check_options(
             source=source,
             key=where,
         )
+    # Wrong types are found here, before any backend is opened.
+    hints = _hints(factory)
+    for key, value in _coerced_options(factory, options, source, where).items():
+        if key in hints and not _conforms(value, hints[key]):
+            expected = re.sub(r"\b(typing|collections\.abc)\.", "", str(hints[key]))
+            raise ConfigError(
+                f"expected {_TYPE_NAMES.get(hints[key], expected)}, got {type(value).__name__}",
+                source=source,
+                key=f"{where}.{key}",
+            )
+
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+
+
+def _hints(factory: Any) -> dict[str, Any]:
+    target = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        return {}
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether an option value fits a factory's type hint (a hint we cannot check: yes)."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    target = origin or hint
+    if not isinstance(target, type):
+        return True  # Literal, a TypeVar, ...: the factory checks
+    if isinstance(value, bool) and target in (int, float):
+        return False
+    if target is float:
+        return isinstance(value, int | float)
+    try:
+        return isinstance(value, target)
+    except TypeError:
+        return True
