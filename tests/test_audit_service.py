@@ -260,10 +260,24 @@ def test_status_reads_the_database_first_and_falls_back_to_memory(
         source, answered = status(client, audit_id)
         assert (source, answered.narrative) == ("sql", "edited in the database")
 
+        queued = client.post("/audit/start", json={"url": "https://later.example/"}).json()
+        queued_id = queued["audit_id"]
+
         # A database that fails is skipped: memory answers, with its own copy.
         with sqlite3.connect(tmp_path / "veritas-data" / "audits.db") as conn:
             conn.execute("ALTER TABLE veritas_audits RENAME TO veritas_audits_broken")
         assert status(client, audit_id) == ("memory", original)
+
+        # Writes need the database (it is required): the audit that runs now fails, its client
+        # is told, and memory is not written either, so it never gets ahead of the database.
+        with client.stream("GET", f"/audit/{queued_id}/stream") as response:
+            events = [json.loads(line[6:]) for line in response.iter_lines() if line]
+        assert [e["type"] for e in events] == ["audit_error"]
+        assert events[0]["error"].startswith("WriteError")
+        source, queued_audit = status(client, queued_id)
+        assert (source, queued_audit.status) == ("memory", vs.AuditStatus.QUEUED)
+        refused = client.post("/audit/start", json={"url": "https://new.example/"})
+        assert refused.status_code == 503 and "sql" in refused.json()["detail"]
 
         assert client.get("/audit/no-such-audit/status").status_code == 404
         assert client.get("/audit/bad%20id/status").status_code == 400

@@ -115,18 +115,21 @@ class AuditService:
                     event = {**event, "type": "audit_complete", "status": done.status.value}
                 await queue.put({"audit_id": audit_id, **event})
         except asyncio.CancelledError:
-            message = "the service stopped before the audit finished"
-            failed = await self.recorder.failed(audit_id, message)
-            error = {"type": "audit_error", "status": failed.status.value, "error": message}
-            await queue.put({"audit_id": audit_id, **error})
+            await self._fail(audit_id, queue, "the service stopped before the audit finished")
             raise
         except Exception as exc:
-            log.warning("audit %s failed: %s", audit_id, exc)
-            failed = await self.recorder.failed(audit_id, f"{type(exc).__name__}: {exc}")
-            error = {"type": "audit_error", "status": failed.status.value, "error": str(exc)}
-            await queue.put({"audit_id": audit_id, **error})
+            log.warning("audit %s failed: %s: %s", audit_id, type(exc).__name__, exc)
+            await self._fail(audit_id, queue, f"{type(exc).__name__}: {exc}")
         finally:
             self.runs.pop(audit_id, None)
+
+    async def _fail(self, audit_id: str, queue: asyncio.Queue[dict[str, Any]], error: str) -> None:
+        """Record the failure, and tell the client even if the stores cannot record it."""
+        try:
+            await self.recorder.failed(audit_id, error)
+        except Exception:
+            log.exception("could not record the failure of audit %s", audit_id)
+        await queue.put({"audit_id": audit_id, "type": "audit_error", "error": error})
 
     async def shutdown(self) -> None:
         """Stop the audits still running; each is recorded as failed."""
