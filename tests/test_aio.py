@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import random
+import selectors
 import struct
 import threading
 import time
@@ -367,17 +369,46 @@ def test_async_blob_listing_is_complete_sorted_and_validated(tmp_path: Path) -> 
 # -- the event loop lag probe ----------------------------------------------------------------------
 
 
-def _cpu_wait() -> float:
-    """Seconds the calling thread has spent runnable but waiting for a CPU (Linux), else 0.
+class LateWakeSelector(selectors.DefaultSelector):
+    """The event loop's selector, counting how much later than asked ``select()`` returned.
 
-    The probe subtracts this: a machine shared by other processes delays the probe's thread
-    itself, which says nothing about whether our code blocked the loop.
+    A loop that wakes late was not blocked by code running on it: it was waiting for a CPU, or
+    for the interpreter lock held by a worker thread.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late = 0.0
+
+    def select(self, timeout: float | None = None) -> Any:
+        start = time.perf_counter()
+        try:
+            return super().select(timeout)
+        finally:
+            if timeout is not None and timeout >= 0:
+                self.late += max(0.0, time.perf_counter() - start - timeout)
+
+
+def cpu_waits() -> tuple[float, float]:
+    """Seconds this thread, and the process's other threads together, have been runnable but
+    waiting for a CPU (Linux schedstat; zeros elsewhere, which makes the probe stricter)."""
+    own = others = 0
+    me = str(threading.get_native_id())
     try:
-        with open("/proc/thread-self/schedstat") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0.0, 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat") as f:
+                waited = int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that just ended
+        if task == me:
+            own = waited
+        else:
+            others += waited
+    return own / 1e9, others / 1e9
 
 
 def noisy_png(width: int, height: int, seed: int) -> bytes:
@@ -401,11 +432,21 @@ def noisy_png(width: int, height: int, seed: int) -> bytes:
 def test_event_loop_never_stalls_while_50_audits_with_screenshots_are_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A task ticking every 1 ms sees no stall over 50 ms during 50 audits on SQLite."""
+    """A task ticking every 1 ms sees no stall over 50 ms during 50 audits on SQLite.
+
+    Each tick's stall is how much later than 1 ms it resumed, less the time the machine kept
+    this process waiting for a CPU (other processes on a shared machine say nothing about our
+    code): the loop thread's own wait always, and the other threads' wait for the part of the
+    tick in which the loop was waking up late (a worker holding the interpreter lock while
+    preempted delays the loop's wake-up). Time the loop spent running code is never excused
+    but for its own CPU wait, so a blocking call on the loop (a sync query, a thread started on
+    the loop, a worker hogging the interpreter lock) still counts in full.
+    """
     monkeypatch.chdir(tmp_path)  # the embedded default: ./veritas-data/audits.db and blobs
     monkeypatch.delenv("VERITAS_STORE_CONFIG", raising=False)
     monkeypatch.delenv("USE_DB_PERSISTENCE", raising=False)
     shots = [base64.b64encode(noisy_png(160, 120, seed)).decode() for seed in range(150)]
+    selector = LateWakeSelector()
 
     async def main() -> tuple[list[float], list[float]]:
         stalls: list[float] = []
@@ -414,11 +455,14 @@ def test_event_loop_never_stalls_while_50_audits_with_screenshots_are_written(
 
         async def probe() -> None:
             while not done.is_set():
-                start, waited = time.perf_counter(), _cpu_wait()
+                (own, others), late = cpu_waits(), selector.late
+                start = time.perf_counter()
                 await asyncio.sleep(0.001)
                 gap = time.perf_counter() - start - 0.001
+                (own_after, others_after), late_after = cpu_waits(), selector.late
+                excused = (own_after - own) + min(others_after - others, late_after - late)
                 gaps.append(gap)
-                stalls.append(gap - (_cpu_wait() - waited))
+                stalls.append(gap - excused)
 
         async def audit(stores: AsyncStores, n: int) -> None:
             recorder = AsyncAuditRecorder(stores)
@@ -442,7 +486,8 @@ def test_event_loop_never_stalls_while_50_audits_with_screenshots_are_written(
             assert len((await stores.audits.list(status="completed", limit=100)).items) == 50
         return stalls, gaps
 
-    stalls, gaps = asyncio.run(main())
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(selector)) as runner:
+        stalls, gaps = runner.run(main())
     worst = max(stalls)
     assert worst < 0.050, (
         f"the event loop stalled {worst * 1000:.1f} ms (raw gap {max(gaps) * 1000:.1f} ms, "
