@@ -17,13 +17,23 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from .config import Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
+from .journal import read_stats
 from .model import AuditStatus
 from .plugins import PluginRegistry, get_registry
+from .repair import pending
+from .repair import repair as run_repair
 from .stores import check_section, factory_for, open_backend, open_stores
 
 console = Console()
@@ -197,9 +207,23 @@ def check(config_path: str | None, as_json: bool) -> None:
         for name in cfg.section(kind).backends
     ]
     warnings = _read_order_warnings(cfg)
+    journal = _journal_report(cfg)
+    if journal["entries"]:
+        warnings.append(
+            f"the repair journal holds {journal['entries']} write(s) some backend missed, the "
+            f"oldest {_age(journal['oldest_age_seconds'])} old: run 'veritas-store repair'"
+        )
     failed = [r for r in rows if r["status"] == "error"]
     if as_json:
-        _emit_json({"config": cfg.source, "backends": rows, "warnings": warnings, "ok": not failed})
+        _emit_json(
+            {
+                "config": cfg.source,
+                "backends": rows,
+                "journal": journal,
+                "warnings": warnings,
+                "ok": not failed,
+            }
+        )
     else:
         console.print(Text(f"Config: {cfg.source}"))
         colour = {"ok": "green", "error": "red", "disabled": "dim"}
@@ -217,6 +241,7 @@ def check(config_path: str | None, as_json: bool) -> None:
         ]
         columns = ["section", "backend", "type", "required", "status", "ms", "detail"]
         console.print(_table("Backends", columns, table_rows))
+        console.print(Text(_describe_journal(journal)))
         for w in warnings:
             err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     if failed:
@@ -257,6 +282,47 @@ def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict
     return row
 
 
+def _journal_report(cfg: Config) -> dict[str, Any]:
+    """The repair journal's path, size and oldest entry's age (read only, never created)."""
+    if cfg.journal is None:
+        return {"enabled": False, "path": None, "entries": 0, "oldest_age_seconds": None}
+    try:
+        stats = read_stats(cfg.journal)
+    except Exception as exc:  # a journal that cannot be read is a failed check, not a crash
+        _fail(f"the repair journal {str(cfg.journal)!r} cannot be read: {exc}", 1)
+        raise  # unreachable: _fail exits
+    return {
+        "enabled": True,
+        "path": str(cfg.journal),
+        "entries": stats.entries if stats else 0,
+        "oldest_age_seconds": stats.oldest_age() if stats else None,
+    }
+
+
+def _describe_journal(journal: dict[str, Any]) -> str:
+    if not journal["enabled"]:
+        return "Repair journal: off"
+    if not journal["entries"]:
+        return f"Repair journal: {journal['path']}: empty"
+    return (
+        f"Repair journal: {journal['path']}: {journal['entries']} entries, oldest "
+        f"{_age(journal['oldest_age_seconds'])} old"
+    )
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
 def _describe(options: dict[str, Any]) -> str:
     for key in ("url", "path"):
         if key in options:
@@ -280,6 +346,54 @@ def _read_order_warnings(cfg: Config) -> list[str]:
                 )
                 break
     return warnings
+
+
+@main.command()
+@with_config
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def repair(config_path: str | None, as_json: bool) -> None:
+    """Complete the writes the repair journal kept, from the backend that has them.
+
+    Idempotent; what was repaired leaves the journal, what still fails stays (exit code 1).
+    """
+    with open_stores(config_path) as stores:
+        total = pending(stores)
+        if as_json or total == 0:
+            report = run_repair(stores)
+        else:
+            with Progress(
+                TextColumn("repairing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("repair", total=total)
+                report = run_repair(
+                    stores, progress=lambda done, _total: bar.update(task, completed=done)
+                )
+    if as_json:
+        _emit_json(report.to_dict())
+    elif report.journal is None:
+        console.print(Text("The repair journal is off (journal = false): nothing to repair."))
+    else:
+        console.print(
+            Text(
+                f"Journal {report.journal}: {report.entries} entries; repaired "
+                f"{report.items} item(s) ({report.repaired} entries); "
+                f"{report.in_flight} in flight in a running process; "
+                f"{len(report.failed)} item(s) still failing."
+            )
+        )
+        if report.failed:
+            rows = [
+                [f.section, f.key, ", ".join(f.backends), f.entries, f.error] for f in report.failed
+            ]
+            columns = ["section", "key", "missing in", "entries", "error"]
+            console.print(_table("Not repaired", columns, rows, keep=("key",)))
+    if report.failed:
+        sys.exit(1)
 
 
 @main.command()

@@ -59,6 +59,10 @@ class InvalidImage(VeritasStoreError, ValueError):
     """Screenshot data is not valid base64 or not a PNG, JPEG, WebP or GIF image."""
 
 
+class ChecksumMismatch(VeritasStoreError):
+    """A backend returned a blob whose sha256 differs from its record (counted as a failed read)."""
+
+
 class NotAttempted(VeritasStoreError):
     """Outcome of a backend that was not written because an earlier required backend failed."""
 
@@ -92,6 +96,7 @@ __all__ = [
     "AuditNotFound",
     "BackendUnavailable",
     "BlobNotFound",
+    "ChecksumMismatch",
     "ConfigError",
     "InvalidCursor",
     "InvalidImage",

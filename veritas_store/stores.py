@@ -17,8 +17,11 @@ from typing import Any
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
 from .errors import BackendUnavailable, ConfigError
+from .journal import Journal
 from .locks import KeyedLocks
 from .plugins import PluginRegistry, get_registry
+from .resilience import Resilience
+from .routing import route
 from .screenshots import ScreenshotStorage
 
 log = logging.getLogger("veritas_store")
@@ -35,11 +38,13 @@ class Stores:
         blobs: CompositeBlobStore,
         config: Config,
         registry: PluginRegistry,
+        journal: Journal | None = None,
     ) -> None:
         self.audits = audits
         self.blobs = blobs
         self.config = config
         self.registry = registry
+        self.journal = journal  # the repair journal, None when off or nothing to journal
         self.locks = KeyedLocks()
         self.screenshots = ScreenshotStorage(audits, blobs, self.locks)
         self._closed = False
@@ -51,6 +56,8 @@ class Stores:
         self._closed = True
         self.audits.close()
         self.blobs.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def __enter__(self) -> Stores:
         return self
@@ -95,10 +102,31 @@ def build_stores(
             except Exception:
                 log.exception("closing a backend after a failed open")
         raise
-    on_error = registry.notify_backend_error
-    audits = CompositeAuditStore(audit_members, cfg.audits.effective_read_order(), on_error)
-    blobs = CompositeBlobStore(blob_members, cfg.blobs.effective_read_order(), on_error)
-    return Stores(audits, blobs, cfg, registry)
+    routes = {kind: route(cfg.section(kind)) for kind in ("audits", "blobs")}
+    journal = None
+    if cfg.journal is not None and any(len(r.write) > 1 for r in routes.values()):
+        try:
+            journal = Journal(cfg.journal)
+        except Exception as exc:
+            for store in opened:
+                store.close()
+            raise BackendUnavailable(
+                f"the repair journal {str(cfg.journal)!r} could not be opened: {exc}"
+            ) from exc
+
+    def composite(cls: Any, kind: str, members: list[Member[Any]]) -> Any:
+        section = cfg.section(kind)
+        return cls(
+            members,
+            notify=registry.notify,
+            routing=routes[kind],
+            journal=journal,
+            read_repair=section.read_repair,
+        )
+
+    audits = composite(CompositeAuditStore, "audits", audit_members)
+    blobs = composite(CompositeBlobStore, "blobs", blob_members)
+    return Stores(audits, blobs, cfg, registry, journal)
 
 
 def registry_with(plugins: Iterable[object] = ()) -> PluginRegistry:
@@ -148,7 +176,8 @@ def open_section(
         opened.append(store)
         if adapt is not None:
             store = adapt(store)
-        members.append(Member(backend.name, store, backend.required, backend.type))
+        policy = Resilience(backend.timeout, backend.retries, backend.backoff)
+        members.append(Member(backend.name, store, backend.required, backend.type, policy))
     return members
 
 
