@@ -43,6 +43,7 @@ def config(tmp_path: Path, **audits: Any) -> dict[str, Any]:
     return {
         "audits": {"backends": audits or default},
         "blobs": {"backends": {"local": {"type": "fsspec", "url": str(tmp_path / "blobs")}}},
+        "journal": str(tmp_path / "journal.db"),
     }
 
 
@@ -246,6 +247,7 @@ def test_a_native_async_backend_is_driven_by_its_coroutines(tmp_path: Path) -> N
                 "local": {"type": "fsspec", "url": str(tmp_path / "blobs")},
             }
         },
+        "journal": str(tmp_path / "journal.db"),
     }
 
     async def main() -> None:

@@ -24,9 +24,13 @@ class AsyncAudits(AuditStoreContract):
     plugins: tuple[object, ...] = ()
 
     @pytest.fixture
-    def audit_store(self, audit_config: dict[str, Any]) -> Iterator[Synced]:
+    def audit_store(self, audit_config: dict[str, Any], tmp_path: Path) -> Iterator[Synced]:
         runner = LoopThread()
-        config = {"audits": audit_config, "blobs": {"backends": {"m": {"type": "memory"}}}}
+        config = {
+            "audits": audit_config,
+            "blobs": {"backends": {"m": {"type": "memory"}}},
+            "journal": str(tmp_path / "journal.db"),
+        }
         stores = runner.call(open_async_stores(config, plugins=self.plugins))
         yield Synced(stores.audits, runner)
         runner.call(stores.aclose())
@@ -39,9 +43,13 @@ class AsyncBlobs(BlobStoreContract):
     plugins: tuple[object, ...] = ()
 
     @pytest.fixture
-    def blob_store(self, blob_config: dict[str, Any]) -> Iterator[Synced]:
+    def blob_store(self, blob_config: dict[str, Any], tmp_path: Path) -> Iterator[Synced]:
         runner = LoopThread()
-        config = {"audits": {"backends": {"m": {"type": "memory"}}}, "blobs": blob_config}
+        config = {
+            "audits": {"backends": {"m": {"type": "memory"}}},
+            "blobs": blob_config,
+            "journal": str(tmp_path / "journal.db"),
+        }
         stores = runner.call(open_async_stores(config, plugins=self.plugins))
         yield Synced(stores.blobs, runner)
         runner.call(stores.aclose())
