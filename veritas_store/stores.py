@@ -13,7 +13,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
@@ -80,14 +80,23 @@ def open_stores(config: ConfigSource = None, *, plugins: Iterable[object] = ()) 
     With no argument this reads the file named by ``$VERITAS_STORE_CONFIG``, else the embedded
     default. ``plugins`` adds plugin objects or modules beside the installed ones.
     """
-    cfg = load_config(config)
-    registry = registry_with(plugins)
+    return build_stores(load_config(config), registry_with(plugins))
+
+
+def build_stores(
+    cfg: Config, registry: PluginRegistry, adapt: Callable[[Any], Any] | None = None
+) -> Stores:
+    """Check every section, open the enabled backends and wrap them in composites.
+
+    ``adapt`` (used by ``veritas_store.aio``) may replace each opened backend by a stand-in
+    before the composite sees it.
+    """
     for kind in ("audits", "blobs"):  # every config error before anything is opened
         check_section(cfg, kind, registry)
     opened: list[Any] = []
     try:
-        audit_members = open_section(cfg, "audits", registry, opened)
-        blob_members = open_section(cfg, "blobs", registry, opened)
+        audit_members = open_section(cfg, "audits", registry, opened, adapt)
+        blob_members = open_section(cfg, "blobs", registry, opened, adapt)
     except BaseException:
         for store in opened:
             try:
@@ -156,13 +165,19 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
 
 
 def open_section(
-    cfg: Config, kind: str, registry: PluginRegistry, opened: list[Any]
+    cfg: Config,
+    kind: str,
+    registry: PluginRegistry,
+    opened: list[Any],
+    adapt: Callable[[Any], Any] | None = None,
 ) -> list[Member[Any]]:
     members = []
     for backend in cfg.section(kind).enabled:
         factory = factory_for(cfg, kind, backend.name, registry)
         store = open_backend(cfg, kind, backend.name, factory)
         opened.append(store)
+        if adapt is not None:
+            store = adapt(store)
         policy = Resilience(backend.timeout, backend.retries, backend.backoff)
         members.append(Member(backend.name, store, backend.required, backend.type, policy))
     return members
