@@ -166,6 +166,8 @@ def _parse_url(url: object) -> URL:
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
 
+    capabilities = frozenset({vs.Capability.LIST})
+
     def __init__(
         self,
         url: str,

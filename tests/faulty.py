@@ -25,7 +25,9 @@ it from a config dict like any other backend::
 Options of the ``faulty`` type: ``inner`` (a registered backend type of the same kind, default
 ``memory``), ``fail_on`` (operation names), ``error`` (a builtin exception's name, an exception
 class or an instance; default ``ConnectionError``), ``times`` (fail only the next N calls of the
-failing operations; default: until healed). Every other option goes to the inner backend.
+failing operations; default: until healed), ``capabilities`` (declare these instead of the
+inner backend's declaration: a list becomes a frozenset, anything else is kept as given, to
+test a broken declaration). Every other option goes to the inner backend.
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ class FaultyPlugin:
             fail_on: Iterable[str] = (),
             error: str = "ConnectionError",
             times: int | None = None,
+            capabilities: Any = None,
             **inner_options: Any,
         ) -> FaultyStore:
             if inner == "faulty":
@@ -175,6 +178,11 @@ class FaultyPlugin:
             if backend_type is None:
                 raise ValueError(f"unknown inner {kind} backend type {inner!r}")
             store = FaultyStore(backend_type.factory(**inner_options), fail_on, error, times)
+            if capabilities is not None:
+                declared = (
+                    frozenset(capabilities) if isinstance(capabilities, list) else capabilities
+                )
+                store.capabilities = declared  # shadows the inner backend's declaration
             self.instances.append(store)
             return store
 

@@ -19,7 +19,7 @@ from .errors import (
     VeritasStoreError,
     WriteError,
 )
-from .hookspecs import hookimpl
+from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
 from .model import (
     Audit,
@@ -35,9 +35,17 @@ from .model import (
     validate_limit,
     validate_status,
 )
-from .protocols import AuditStore, BlobStore
+from .protocols import (
+    DEFAULT_CAPABILITIES,
+    AuditStore,
+    BlobStore,
+    Capability,
+    capabilities_of,
+)
 
 __all__ = [
+    "DEFAULT_CAPABILITIES",
+    "PLUGIN_API_VERSION",
     "Audit",
     "AuditExists",
     "AuditNotFound",
@@ -49,6 +57,7 @@ __all__ = [
     "BlobInfo",
     "BlobNotFound",
     "BlobStore",
+    "Capability",
     "ConfigError",
     "Finding",
     "InvalidCursor",
@@ -62,6 +71,7 @@ __all__ = [
     "Stores",
     "VeritasStoreError",
     "WriteError",
+    "capabilities_of",
     "decode_cursor",
     "encode_cursor",
     "hookimpl",

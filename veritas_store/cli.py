@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -22,8 +23,9 @@ from rich.text import Text
 
 from .config import Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
+from .hookspecs import PLUGIN_API_VERSION
 from .model import AuditStatus
-from .plugins import PluginRegistry, get_registry
+from .plugins import ALLOW_LIST_ENV, PluginRegistry, get_registry
 from .stores import check_section, factory_for, open_backend, open_stores
 
 console = Console()
@@ -151,8 +153,21 @@ def _table(
 @with_config
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def plugins(config_path: str | None, as_json: bool) -> None:
-    """List registered backend types with their plugin and distribution, and broken plugins."""
+    """List plugins (distribution, version, types, load errors) and the backend types."""
+    # This command reports load problems itself: no second copy through the log.
+    logging.getLogger("veritas_store.plugins").addHandler(logging.NullHandler())
     registry = get_registry()
+    listed = [
+        {
+            "plugin": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "status": p.status,
+            "types": [{"kind": kind, "type": name} for kind, name in p.types],
+            "error": p.error,
+        }
+        for p in sorted(registry.plugins.values(), key=lambda p: (p.status != "loaded", p.name))
+    ]
     rows = [
         {
             "kind": kind,
@@ -167,19 +182,73 @@ def plugins(config_path: str | None, as_json: bool) -> None:
         for bt in types
     ]
     broken = [
-        {"plugin": p.name, "distribution": p.distribution, "version": p.version, "error": p.error}
-        for p in registry.plugins.values()
-        if p.error
+        {
+            "plugin": p["plugin"],
+            "distribution": p["distribution"],
+            "version": p["version"],
+            "error": p["error"],
+        }
+        for p in listed
+        if p["status"] == "failed"
     ]
+    conflicts = [
+        f"{kind} type {name!r} is registered by "
+        + " and ".join(f"{bt.plugin!r} ({bt.distribution or 'no distribution'})" for bt in found)
+        for kind in ("audits", "blobs")
+        for name, found in registry.types[kind].items()
+        if len(found) > 1
+    ]
+    notes = []
+    if registry.allow_list is not None:
+        notes.append(
+            f"{ALLOW_LIST_ENV} allows only: {', '.join(registry.allow_list)}; "
+            "the other plugins are skipped"
+        )
+    if registry.unmatched:
+        notes.append(
+            f"{ALLOW_LIST_ENV} names {', '.join(map(repr, registry.unmatched))}, "
+            "which no installed plugin has"
+        )
     if as_json:
-        _emit_json({"types": rows, "errors": broken})
+        _emit_json(
+            {
+                "plugin_api_version": ".".join(map(str, PLUGIN_API_VERSION)),
+                "strict": registry.strict,
+                "allow_list": registry.allow_list and list(registry.allow_list),
+                "plugins": listed,
+                "types": rows,
+                "errors": broken,
+                "conflicts": conflicts,
+                "notes": notes,
+            }
+        )
         return
-    columns = ["kind", "type", "plugin", "distribution", "version", "description"]
+    api = ".".join(map(str, PLUGIN_API_VERSION))
+    console.print(Text(f"Plugin API {api}" + (" (strict mode)" if registry.strict else "")))
+    plugin_rows = [
+        [
+            p["plugin"],
+            p["distribution"],
+            p["version"],
+            ", ".join(f"{t['kind']}:{t['type']}" for t in p["types"]) or "-",
+            _status_text(p["status"]),
+        ]
+        for p in listed
+    ]
+    columns = ["plugin", "distribution", "version", "registers", "status"]
+    console.print(_table("Plugins", columns, plugin_rows, keep=("plugin",)))
+    columns = ["kind", "type", "plugin", "description"]
     console.print(_table("Backend types", columns, [[r[c] for c in columns] for r in rows]))
     for b in broken:
         err_console.print(
-            f"[yellow]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
+            f"[red]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
         )
+    for message in conflicts + notes:
+        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _status_text(status: str) -> Text:
+    return Text(status, style={"loaded": "green", "failed": "red"}.get(status, "dim"))
 
 
 @main.command()

@@ -11,6 +11,10 @@ A failure on a ``required`` backend fails the operation with ``WriteError`` (eve
 outcome attached); a failure on an optional one is logged and reported to the
 ``backend_error`` hook. Reads skip a backend that raises, which is not the same as one that
 answers "not here"; when every backend raised the read raises ``BackendUnavailable``.
+
+What each backend can do comes from its declared capabilities, never from trying: ``list()``
+asks only backends that declare ``list``, ``url()`` only those that declare ``urls``. A
+composite declares what at least one of its backends does.
 """
 
 from __future__ import annotations
@@ -41,8 +45,13 @@ from .model import (
     validate_limit,
     validate_status,
 )
+from .protocols import Capability, capabilities_of
 
 log = logging.getLogger("veritas_store.composite")
+
+# What a composite can offer when one of its backends does. NATIVE_ASYNC is not passed on:
+# the composite itself has no ``aio`` (the async API wraps it).
+_INHERITED = frozenset({Capability.LIST, Capability.URLS})
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -83,6 +92,10 @@ class _Composite(Generic[S]):
         self._on_error = on_error
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._capabilities = {m.name: capabilities_of(m.store) for m in members}
+        self.capabilities: frozenset[str] = _INHERITED & frozenset().union(
+            *self._capabilities.values()
+        )
 
     # -- introspection -------------------------------------------------------------------
 
@@ -98,6 +111,14 @@ class _Composite(Generic[S]):
     @property
     def authoritative(self) -> str:
         return self._read[0].name
+
+    def _listers(self) -> list[Member[S]]:
+        listers = [m for m in self._read if Capability.LIST in self._capabilities[m.name]]
+        if not listers:
+            raise NotImplementedError(
+                f"none of the {self.kind} backends can list: {', '.join(self.backends)}"
+            )
+        return listers
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -198,10 +219,16 @@ class _Composite(Generic[S]):
             ) from failed_required
         return leader_result, [r for r in results if not isinstance(r, Exception)]
 
-    def _first_answer(self, operation: str, key: str | None, call: Callable[[S], T]) -> T:
-        """The answer of the first backend in read order that does not raise."""
+    def _first_answer(
+        self,
+        operation: str,
+        key: str | None,
+        call: Callable[[S], T],
+        members: list[Member[S]] | None = None,
+    ) -> T:
+        """The answer of the first backend (in read order, of ``members``) that does not raise."""
         errors: dict[str, Exception] = {}
-        for member in self._read:
+        for member in self._read if members is None else members:
             try:
                 return call(member.store)
             except Exception as exc:
@@ -287,7 +314,10 @@ class CompositeAuditStore(_Composite[Any]):
         if cursor is not None:
             decode_cursor(cursor)  # a bad cursor is the caller's error, not a backend failure
         return self._first_answer(
-            "list", None, lambda s: s.list(status=status, limit=limit, cursor=cursor)
+            "list",
+            None,
+            lambda s: s.list(status=status, limit=limit, cursor=cursor),
+            self._listers(),
         )
 
 
@@ -301,9 +331,7 @@ class CompositeBlobStore(_Composite[Any]):
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
         data = bytes(data)
-        info, _ = self._fan_out(
-            "put", key, lambda s: s.put(key, data, content_type), parallel=True
-        )
+        info, _ = self._fan_out("put", key, lambda s: s.put(key, data, content_type), parallel=True)
         return info
 
     def delete(self, key: str) -> bool:
@@ -336,27 +364,47 @@ class CompositeBlobStore(_Composite[Any]):
     def list(self, prefix: str = "") -> Iterator[str]:
         validate_blob_prefix(prefix)
         # Materialised so a backend that fails mid-listing is skipped, not half-used.
-        return iter(self._first_answer("list", prefix, lambda s: list(s.list(prefix))))
+        return iter(
+            self._first_answer("list", prefix, lambda s: list(s.list(prefix)), self._listers())
+        )
 
     def url(self, key: str, expires: int = 3600) -> str:
-        """A URL from the first backend in read order that has the blob and can make URLs."""
+        """A URL from the first backend in read order that declares ``urls`` and has the blob.
+
+        ``NotImplementedError`` if no backend declares ``urls``, or if only backends that
+        do not have the blob.
+        """
         validate_blob_key(key)
-        cannot = []
+        if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
+            # the caller's error, not a backend failure to skip
+            raise ValueError(f"expires must be a positive number of seconds, got {expires!r}")
+        makers = [m for m in self._read if Capability.URLS in self._capabilities[m.name]]
+        if not makers:
+            raise NotImplementedError(
+                f"none of the blob backends can make URLs: {', '.join(self.backends)}"
+            )
         errors: dict[str, Exception] = {}
-        for member in self._read:
+        for member in makers:
             try:
-                if not member.store.exists(key):
-                    continue
-                return member.store.url(key, expires=expires)
-            except NotImplementedError:
-                cannot.append(member.name)
+                if member.store.exists(key):
+                    return member.store.url(key, expires=expires)
+            except Exception as exc:
+                errors[member.name] = exc
+                self._report(member, "url", key, exc)
+        holders = []
+        for member in self._read:
+            if member in makers:
+                continue
+            try:
+                if member.store.exists(key):
+                    holders.append(member.name)
             except Exception as exc:
                 errors[member.name] = exc
                 self._report(member, "url", key, exc)
         if len(errors) == len(self._read):
             raise BackendUnavailable(f"url({key}) failed on every blob backend", errors)
-        if cannot:
+        if holders:
             raise NotImplementedError(
-                f"blob {key!r} is only in backends that cannot make URLs: {', '.join(cannot)}"
+                f"blob {key!r} is only in backends that cannot make URLs: {', '.join(holders)}"
             )
         raise BlobNotFound(f"blob {key!r} not found")

@@ -16,9 +16,10 @@ from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
-from .errors import BackendUnavailable, ConfigError
+from .errors import BackendUnavailable, ConfigError, PluginError
 from .locks import KeyedLocks
 from .plugins import PluginRegistry, get_registry
+from .protocols import capabilities_of
 from .screenshots import ScreenshotStorage
 
 log = logging.getLogger("veritas_store")
@@ -133,6 +134,14 @@ def open_section(
         factory = factory_for(cfg, kind, backend.name, registry)
         store = open_backend(cfg, kind, backend.name, factory)
         opened.append(store)
+        try:
+            capabilities_of(store)
+        except TypeError as exc:
+            bt = registry.lookup(kind, backend.type)
+            who = f"plugin {bt.plugin!r}" if bt else "its plugin"
+            raise PluginError(
+                f"{kind} backend type {backend.type!r} ({who}) declares invalid capabilities: {exc}"
+            ) from exc
         members.append(Member(backend.name, store, backend.required, backend.type))
     return members
 
