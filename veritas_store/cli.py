@@ -141,7 +141,7 @@ def _table(
     """A table whose cells are plain text (never markup); ``keep`` columns never wrap (ids)."""
     table = Table(title=Text(title))
     for col in columns:
-        table.add_column(col, no_wrap=col in keep)
+        table.add_column(col, no_wrap=col in keep, overflow="fold")  # never "…": no text lost
     for row in rows:
         table.add_row(
             *(v if isinstance(v, Text) else Text("-" if v is None else str(v)) for v in row)
@@ -230,13 +230,13 @@ def plugins(config_path: str | None, as_json: bool) -> None:
             p["plugin"],
             p["distribution"],
             p["version"],
-            ", ".join(f"{t['kind']}:{t['type']}" for t in p["types"]) or "-",
+            "\n".join(f"{t['kind']}:{t['type']}" for t in p["types"]) or "-",
             _status_text(p["status"]),
         ]
         for p in listed
     ]
     columns = ["plugin", "distribution", "version", "registers", "status"]
-    console.print(_table("Plugins", columns, plugin_rows, keep=("plugin",)))
+    console.print(_table("Plugins", columns, plugin_rows, keep=("plugin", "distribution")))
     columns = ["kind", "type", "plugin", "description"]
     console.print(_table("Backend types", columns, [[r[c] for c in columns] for r in rows]))
     for b in broken:

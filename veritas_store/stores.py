@@ -18,7 +18,7 @@ from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
 from .errors import BackendUnavailable, ConfigError, PluginError
 from .locks import KeyedLocks
-from .plugins import PluginRegistry, get_registry
+from .plugins import FAILED, PluginRegistry, get_registry
 from .protocols import capabilities_of
 from .screenshots import ScreenshotStorage
 
@@ -117,8 +117,16 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
     bt = registry.lookup(kind, backend.type)
     if bt is None:
         known = ", ".join(registry.names(kind)) or "none"
+        failed = [p for p in registry.plugins.values() if p.status == FAILED]
+        hint = (
+            "; not loaded: "
+            + ", ".join(f"{p.name!r} ({p.distribution or 'no distribution'})" for p in failed)
+            + " (see `veritas-store plugins`)"
+            if failed
+            else ""
+        )
         raise ConfigError(
-            f"unknown {kind} backend type {backend.type!r}; registered types: {known}",
+            f"unknown {kind} backend type {backend.type!r}; registered types: {known}{hint}",
             source=cfg.source,
             key=f"{where}.type",
         )
