@@ -774,20 +774,21 @@ class BlobStoreContract:
     def test_readers_never_see_a_partial_blob(self, blob_store: Any) -> None:
         versions = [bytes([65 + v]) * 256 * 1024 for v in range(2)]
         blob_store.put("atomic", versions[0])
-        writing = threading.Event()
-        writing.set()
-        seen: set[bytes] = set()
+        writers_left = [2]
+        lock = threading.Lock()
+        reads = [0]
 
         def work(worker: int) -> None:
             if worker < 2:  # two writers, alternating the two versions
                 for i in range(8):
                     blob_store.put("atomic", versions[(worker + i) % 2])
-                writing.clear()
+                with lock:
+                    writers_left[0] -= 1
                 return
-            while writing.is_set():  # one reader
+            while writers_left[0] or reads[0] < 3:  # one reader, for as long as they write
                 data = blob_store.get("atomic")
                 assert data in versions, f"read {len(data)} bytes that no writer wrote"
-                seen.add(data)
+                reads[0] += 1
 
         _in_threads(work, 3)
         assert blob_store.get("atomic") in versions
