@@ -254,6 +254,20 @@ def _in_threads(work: Callable[[int], None], count: int) -> None:
         raise errors[0]
 
 
+def _raises(error: type[BaseException], call: Callable[..., Any], *args: Any) -> None:
+    """``call(*args)`` raises ``error``; a failure names the arguments (loops over bad input)."""
+    shown = f"{getattr(call, '__name__', 'call')}({', '.join(map(repr, args))})"
+    try:
+        call(*args)
+    except error:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"{shown} raised {type(exc).__name__}: {exc}, not {error.__name__}"
+        ) from exc
+    raise AssertionError(f"{shown} did not raise {error.__name__}")
+
+
 def _forged(audit_id: str) -> vs.Audit:
     """An audit with an invalid id, as a caller that bypassed the model's checks could make."""
     audit = vs.Audit(id="placeholder", url="https://forged.example")
@@ -363,26 +377,17 @@ class AuditStoreContract:
         assert audit_store.delete("case") is True
         assert audit_store.get("Case") is not None
 
-    @pytest.mark.parametrize("bad", BAD_KEYS)
-    def test_bad_ids_raise_invalid_key_and_write_nothing(self, audit_store: Any, bad: str) -> None:
-        with pytest.raises(vs.InvalidKey):
-            audit_store.get(bad)
-        with pytest.raises(vs.InvalidKey):
-            audit_store.delete(bad)
-        # the store checks ids itself, even of an audit that slipped past the model
-        with pytest.raises(vs.InvalidKey):
-            audit_store.create(_forged(bad))
-        with pytest.raises(vs.InvalidKey):
-            audit_store.update(_forged(bad))
+    def test_bad_ids_raise_invalid_key_and_write_nothing(self, audit_store: Any) -> None:
+        # one test over every bad id: a fresh store per id would make this the slowest test
+        for bad in [*BAD_KEYS, None, 42, b"bytes"]:
+            _raises(vs.InvalidKey, audit_store.get, bad)
+            _raises(vs.InvalidKey, audit_store.delete, bad)
+            if isinstance(bad, str):
+                # the store checks ids itself, even of an audit that slipped past the model
+                _raises(vs.InvalidKey, audit_store.create, _forged(bad))
+                _raises(vs.InvalidKey, audit_store.update, _forged(bad))
         if vs.Capability.LIST in vs.capabilities_of(audit_store):
             assert audit_store.list().items == ()
-
-    @pytest.mark.parametrize("bad", [None, 42, b"bytes"])
-    def test_non_str_ids_raise_invalid_key(self, audit_store: Any, bad: Any) -> None:
-        with pytest.raises(vs.InvalidKey):
-            audit_store.get(bad)
-        with pytest.raises(vs.InvalidKey):
-            audit_store.delete(bad)
 
     # -- listing and pagination
 
@@ -624,12 +629,9 @@ class BlobStoreContract:
         assert blob_store.get("ba") == b"from a bytearray"
         assert blob_store.get("mv") == b"from a memoryview"
 
-    @pytest.mark.parametrize("bad", ["text", None, 42, [1, 2]])
-    def test_non_bytes_data_is_a_type_error_and_writes_nothing(
-        self, blob_store: Any, bad: Any
-    ) -> None:
-        with pytest.raises(TypeError):
-            blob_store.put("not-bytes", bad)
+    def test_non_bytes_data_is_a_type_error_and_writes_nothing(self, blob_store: Any) -> None:
+        for bad in ["text", None, 42, [1, 2]]:
+            _raises(TypeError, blob_store.put, "not-bytes", bad)
         assert blob_store.exists("not-bytes") is False
 
     # -- overwrite, not found, delete
@@ -680,30 +682,17 @@ class BlobStoreContract:
         assert blob_store.delete("case") is True
         assert blob_store.get("Case") == b"Case"
 
-    @pytest.mark.parametrize("bad", BAD_KEYS)
-    def test_bad_keys_raise_invalid_key_and_write_nothing(self, blob_store: Any, bad: str) -> None:
-        with pytest.raises(vs.InvalidKey):
-            blob_store.put(bad, b"evil")
-        with pytest.raises(vs.InvalidKey):
-            blob_store.get(bad)
-        with pytest.raises(vs.InvalidKey):
-            blob_store.exists(bad)
-        with pytest.raises(vs.InvalidKey):
-            blob_store.delete(bad)
-        if vs.Capability.URLS in vs.capabilities_of(blob_store):
-            with pytest.raises(vs.InvalidKey):
-                blob_store.url(bad)
+    def test_bad_keys_raise_invalid_key_and_write_nothing(self, blob_store: Any) -> None:
+        urls = vs.Capability.URLS in vs.capabilities_of(blob_store)
+        for bad in [*BAD_KEYS, None, 42, b"bytes"]:
+            _raises(vs.InvalidKey, blob_store.put, bad, b"evil")
+            _raises(vs.InvalidKey, blob_store.get, bad)
+            _raises(vs.InvalidKey, blob_store.exists, bad)
+            _raises(vs.InvalidKey, blob_store.delete, bad)
+            if urls:
+                _raises(vs.InvalidKey, blob_store.url, bad)
         if vs.Capability.LIST in vs.capabilities_of(blob_store):
             assert list(blob_store.list()) == []
-
-    @pytest.mark.parametrize("bad", [None, 42, b"bytes"])
-    def test_non_str_keys_raise_invalid_key(self, blob_store: Any, bad: Any) -> None:
-        with pytest.raises(vs.InvalidKey):
-            blob_store.put(bad, b"x")
-        with pytest.raises(vs.InvalidKey):
-            blob_store.get(bad)
-        with pytest.raises(vs.InvalidKey):
-            blob_store.exists(bad)
 
     # -- listing
 
@@ -720,11 +709,10 @@ class BlobStoreContract:
         assert list(blob_store.list("zzz")) == []
         assert list(blob_store.list("A")) == ["A"]
 
-    @pytest.mark.parametrize("bad", ["/abs", "../", "a/../", "a//", "a\\b", 5])
-    def test_bad_list_prefix_raises_invalid_key(self, blob_store: Any, bad: Any) -> None:
+    def test_bad_list_prefix_raises_invalid_key(self, blob_store: Any) -> None:
         _needs(blob_store, vs.Capability.LIST)
-        with pytest.raises(vs.InvalidKey):
-            list(blob_store.list(bad))
+        for bad in ["/abs", "../", "a/../", "a//", "a\\b", ".hidden", 5, None]:
+            _raises(vs.InvalidKey, lambda p: list(blob_store.list(p)), bad)
 
     def test_list_without_the_capability_raises_not_implemented(self, blob_store: Any) -> None:
         _lacks(blob_store, vs.Capability.LIST)
@@ -742,12 +730,11 @@ class BlobStoreContract:
             with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
                 assert response.read() == PNG
 
-    @pytest.mark.parametrize("expires", [0, -5, True, 1.5, "60"])
-    def test_url_bad_expires_is_a_value_error(self, blob_store: Any, expires: Any) -> None:
+    def test_url_bad_expires_is_a_value_error(self, blob_store: Any) -> None:
         _needs(blob_store, vs.Capability.URLS)
         blob_store.put("u/2.png", PNG)
-        with pytest.raises(ValueError):
-            blob_store.url("u/2.png", expires=expires)
+        for expires in [0, -5, True, 1.5, "60"]:
+            _raises(ValueError, lambda e: blob_store.url("u/2.png", expires=e), expires)
 
     def test_url_without_the_capability_raises_not_implemented(self, blob_store: Any) -> None:
         _lacks(blob_store, vs.Capability.URLS)
