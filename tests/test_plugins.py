@@ -281,6 +281,11 @@ def test_a_type_registered_twice_names_both_plugins_and_others_work() -> None:
         registry.lookup("audits", "dup")
     assert registry.lookup("audits", "one").plugin == "first"
     assert registry.lookup("audits", "two").plugin == "second"
+    from veritas_store.cli import _plugin_report  # what `veritas-store plugins` shows
+
+    assert _plugin_report(registry)["conflicts"] == [
+        "audits type 'dup' is registered by 'first' (dist-a) and 'second' (dist-b)"
+    ]
 
 
 def test_a_plugin_that_fails_half_way_registers_nothing() -> None:

@@ -25,7 +25,7 @@ from .config import Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
 from .hookspecs import PLUGIN_API_VERSION
 from .model import AuditStatus
-from .plugins import ALLOW_LIST_ENV, PluginRegistry, get_registry
+from .plugins import ALLOW_LIST_ENV, FAILED, LOADED, PluginRegistry, get_registry
 from .stores import check_section, factory_for, open_backend, open_stores
 
 console = Console()
@@ -156,7 +156,37 @@ def plugins(config_path: str | None, as_json: bool) -> None:
     """List plugins (distribution, version, types, load errors) and the backend types."""
     # This command reports load problems itself: no second copy through the log.
     logging.getLogger("veritas_store.plugins").addHandler(logging.NullHandler())
-    registry = get_registry()
+    report = _plugin_report(get_registry())
+    if as_json:
+        _emit_json(report)
+        return
+    strict = " (strict mode)" if report["strict"] else ""
+    console.print(Text(f"Plugin API {report['plugin_api_version']}{strict}"))
+    plugin_rows = [
+        [
+            p["plugin"],
+            p["distribution"],
+            p["version"],
+            "\n".join(f"{t['kind']}:{t['type']}" for t in p["types"]) or "-",
+            _status_text(p["status"]),
+        ]
+        for p in report["plugins"]
+    ]
+    columns = ["plugin", "distribution", "version", "registers", "status"]
+    console.print(_table("Plugins", columns, plugin_rows, keep=("plugin", "distribution")))
+    columns = ["kind", "type", "plugin", "description"]
+    type_rows = [[r[c] for c in columns] for r in report["types"]]
+    console.print(_table("Backend types", columns, type_rows))
+    for b in report["errors"]:
+        err_console.print(
+            f"[red]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
+        )
+    for message in report["conflicts"] + report["notes"]:
+        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _plugin_report(registry: PluginRegistry) -> dict[str, Any]:
+    """What ``plugins --json`` prints: every plugin, every type, and what went wrong."""
     listed = [
         {
             "plugin": p.name,
@@ -166,9 +196,9 @@ def plugins(config_path: str | None, as_json: bool) -> None:
             "types": [{"kind": kind, "type": name} for kind, name in p.types],
             "error": p.error,
         }
-        for p in sorted(registry.plugins.values(), key=lambda p: (p.status != "loaded", p.name))
+        for p in sorted(registry.plugins.values(), key=lambda p: (p.status != LOADED, p.name))
     ]
-    rows = [
+    types = [
         {
             "kind": kind,
             "type": bt.name,
@@ -178,18 +208,13 @@ def plugins(config_path: str | None, as_json: bool) -> None:
             "description": bt.description,
         }
         for kind in ("audits", "blobs")
-        for types in registry.types[kind].values()
-        for bt in types
+        for found in registry.types[kind].values()
+        for bt in found
     ]
-    broken = [
-        {
-            "plugin": p["plugin"],
-            "distribution": p["distribution"],
-            "version": p["version"],
-            "error": p["error"],
-        }
+    errors = [
+        {k: p[k] for k in ("plugin", "distribution", "version", "error")}
         for p in listed
-        if p["status"] == "failed"
+        if p["status"] == FAILED
     ]
     conflicts = [
         f"{kind} type {name!r} is registered by "
@@ -209,46 +234,20 @@ def plugins(config_path: str | None, as_json: bool) -> None:
             f"{ALLOW_LIST_ENV} names {', '.join(map(repr, registry.unmatched))}, "
             "which no installed plugin has"
         )
-    if as_json:
-        _emit_json(
-            {
-                "plugin_api_version": ".".join(map(str, PLUGIN_API_VERSION)),
-                "strict": registry.strict,
-                "allow_list": registry.allow_list and list(registry.allow_list),
-                "plugins": listed,
-                "types": rows,
-                "errors": broken,
-                "conflicts": conflicts,
-                "notes": notes,
-            }
-        )
-        return
-    api = ".".join(map(str, PLUGIN_API_VERSION))
-    console.print(Text(f"Plugin API {api}" + (" (strict mode)" if registry.strict else "")))
-    plugin_rows = [
-        [
-            p["plugin"],
-            p["distribution"],
-            p["version"],
-            "\n".join(f"{t['kind']}:{t['type']}" for t in p["types"]) or "-",
-            _status_text(p["status"]),
-        ]
-        for p in listed
-    ]
-    columns = ["plugin", "distribution", "version", "registers", "status"]
-    console.print(_table("Plugins", columns, plugin_rows, keep=("plugin", "distribution")))
-    columns = ["kind", "type", "plugin", "description"]
-    console.print(_table("Backend types", columns, [[r[c] for c in columns] for r in rows]))
-    for b in broken:
-        err_console.print(
-            f"[red]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
-        )
-    for message in conflicts + notes:
-        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return {
+        "plugin_api_version": ".".join(map(str, PLUGIN_API_VERSION)),
+        "strict": registry.strict,
+        "allow_list": list(registry.allow_list) if registry.allow_list is not None else None,
+        "plugins": listed,
+        "types": types,
+        "errors": errors,
+        "conflicts": conflicts,
+        "notes": notes,
+    }
 
 
 def _status_text(status: str) -> Text:
-    return Text(status, style={"loaded": "green", "failed": "red"}.get(status, "dim"))
+    return Text(status, style={LOADED: "green", FAILED: "red"}.get(status, "dim"))
 
 
 @main.command()

@@ -371,8 +371,8 @@ class CompositeBlobStore(_Composite[Any]):
     def url(self, key: str, expires: int = 3600) -> str:
         """A URL from the first backend in read order that declares ``urls`` and has the blob.
 
-        ``NotImplementedError`` if no backend declares ``urls``, or if only backends that
-        do not have the blob.
+        ``NotImplementedError`` if no backend declares ``urls``, or if the blob is only in
+        backends that do not.
         """
         validate_blob_key(key)
         if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
