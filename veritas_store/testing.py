@@ -767,10 +767,12 @@ class BlobStoreContract:
 
         def work(worker: int) -> None:
             if worker < 2:  # two writers, alternating the two versions
-                for i in range(8):
-                    blob_store.put("atomic", versions[(worker + i) % 2])
-                with lock:
-                    writers_left[0] -= 1
+                try:
+                    for i in range(8):
+                        blob_store.put("atomic", versions[(worker + i) % 2])
+                finally:  # a failing writer must not leave the reader waiting forever
+                    with lock:
+                        writers_left[0] -= 1
                 return
             while writers_left[0] or reads[0] < 3:  # one reader, for as long as they write
                 data = blob_store.get("atomic")
