@@ -8,11 +8,15 @@ A test that needs a service the machine lacks is skipped with a reason naming it
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib
 import os
+import pwd
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +86,81 @@ def drop_prefixed_tables(url: str, prefix: str) -> None:
 
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:8]}_"
+
+
+# -- a private PostgreSQL cluster, for tests that stop and restart the server ----------------
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of its own on a free loopback port, in a temporary folder.
+
+    Tests may stop, start and restart it; the shared server at 127.0.0.1:5432 is never touched.
+    PostgreSQL refuses to run as root, so as root the cluster runs as the ``postgres`` user.
+    """
+
+    def __init__(self, bindir: str) -> None:
+        self.bindir = bindir
+        self.folder = tempfile.mkdtemp(prefix="veritas-pg-")
+        self.data = os.path.join(self.folder, "data")
+        self.log = os.path.join(self.folder, "server.log")
+        self._as = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        try:
+            self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync",
+                      "-E", "UTF8", "--locale=C")  # fmt: skip
+            self.start()
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [*self._as, os.path.join(self.bindir, tool), *args]
+        # cwd: the postgres user may not enter the test's folder
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, cwd=self.folder
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {result.stderr or result.stdout}")
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c shared_buffers=16MB -c max_connections=40"
+        )
+        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def restart(self) -> None:
+        # -l: without a log file the server would write to (and hold open) our pipe
+        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-m", "fast", "-w", "restart")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(Exception):  # already stopped, or never started
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def private_pg():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    pg_ctl = found[-1] if found else shutil.which("pg_ctl")
+    if pg_ctl is None or not os.path.exists(os.path.join(os.path.dirname(pg_ctl), "initdb")):
+        need_service("PostgreSQL server binaries (initdb, pg_ctl)", "not installed")
+    try:
+        cluster = PrivatePostgres(os.path.dirname(pg_ctl))
+    except Exception as exc:
+        need_service("a private PostgreSQL cluster (initdb and pg_ctl as user postgres)", exc)
+    yield cluster
+    cluster.destroy()
 
 
 # -- plugin packages, installed for real -----------------------------------------------------

@@ -20,6 +20,8 @@ it from a config dict like any other backend::
     )
     flaky = stores.audits.backends["flaky"]      # the FaultyStore
     flaky.fail("update", error=OSError("disk"))  # toggle faults at run time
+    flaky.fail("create", after=True)             # the real call happens, then it raises
+    flaky.hang("put")                            # calls block until heal() (or seconds=)
     flaky.heal()
 
 Options of the ``faulty`` type: ``inner`` (a registered backend type of the same kind, default
@@ -81,6 +83,10 @@ class FaultyStore:
         self._fail_on: frozenset[str] = frozenset()
         self._make_error = _error_factory(error)
         self._remaining: int | None = None
+        self._after = False
+        self._hang_on: frozenset[str] = frozenset()
+        self._hang_seconds: float | None = None
+        self._released = threading.Event()
         fail_on = list(fail_on)
         if fail_on:
             self.fail(*fail_on, error=error, times=times)
@@ -88,9 +94,16 @@ class FaultyStore:
     # -- controls ----------------------------------------------------------------------
 
     def fail(
-        self, *operations: str, error: ErrorSpec = ConnectionError, times: int | None = None
+        self,
+        *operations: str,
+        error: ErrorSpec = ConnectionError,
+        times: int | None = None,
+        after: bool = False,
     ) -> FaultyStore:
-        """From now on, ``operations`` raise ``error`` (only the next ``times`` calls if set)."""
+        """From now on, ``operations`` raise ``error`` (only the next ``times`` calls if set).
+
+        ``after=True`` lets the real call happen first (a commit whose answer was lost).
+        """
         unknown = sorted(set(operations) - OPERATIONS)
         if unknown:
             raise ValueError(f"unknown operation(s) {unknown}; known: {sorted(OPERATIONS)}")
@@ -102,13 +115,27 @@ class FaultyStore:
             self._fail_on = frozenset(operations)
             self._make_error = _error_factory(error)
             self._remaining = times
+            self._after = after
+        return self
+
+    def hang(self, *operations: str, seconds: float | None = None) -> FaultyStore:
+        """From now on, ``operations`` block: for ``seconds``, or until ``heal()``."""
+        unknown = sorted(set(operations) - OPERATIONS)
+        if unknown:
+            raise ValueError(f"unknown operation(s) {unknown}; known: {sorted(OPERATIONS)}")
+        with self._lock:
+            self._hang_on = frozenset(operations)
+            self._hang_seconds = seconds
+            self._released = threading.Event()
         return self
 
     def heal(self) -> FaultyStore:
-        """Stop injecting faults (the counters are kept)."""
+        """Stop injecting faults and release hung calls (the counters are kept)."""
         with self._lock:
             self._fail_on = frozenset()
             self._remaining = None
+            self._hang_on = frozenset()
+            self._released.set()
         return self
 
     def reset_counts(self) -> None:
@@ -125,9 +152,17 @@ class FaultyStore:
 
     # -- pass-through --------------------------------------------------------------------
 
-    def _before(self, operation: str) -> None:
+    def _wait_if_hung(self, operation: str) -> None:
         with self._lock:
-            self.calls[operation] += 1
+            if operation not in self._hang_on:
+                return
+            released, seconds = self._released, self._hang_seconds
+        released.wait(seconds)
+
+    def _before(self, operation: str, *, count: bool = True) -> None:
+        with self._lock:
+            if count:
+                self.calls[operation] += 1
             if operation not in self._fail_on:
                 return
             if self._remaining is not None:
@@ -147,6 +182,12 @@ class FaultyStore:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            self._wait_if_hung(name)
+            if self._after:
+                self.calls[name] += 1
+                result = attr(*args, **kwargs)
+                self._before(name, count=False)
+                return result
             self._before(name)
             return attr(*args, **kwargs)
 
@@ -169,6 +210,7 @@ class FaultyPlugin:
             fail_on: Iterable[str] = (),
             error: str = "ConnectionError",
             times: int | None = None,
+            hang_on: Iterable[str] = (),
             capabilities: Any = None,
             **inner_options: Any,
         ) -> FaultyStore:
@@ -178,6 +220,8 @@ class FaultyPlugin:
             if backend_type is None:
                 raise ValueError(f"unknown inner {kind} backend type {inner!r}")
             store = FaultyStore(backend_type.factory(**inner_options), fail_on, error, times)
+            if hang_on:
+                store.hang(*hang_on)
             if capabilities is not None:
                 declared = (
                     frozenset(capabilities) if isinstance(capabilities, list) else capabilities

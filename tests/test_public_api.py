@@ -16,7 +16,7 @@ import pytest
 import veritas_store as vs
 
 REPO = Path(__file__).resolve().parent.parent
-PLUGIN_SOURCES = sorted((REPO / "plugins").glob("*.py")) + sorted(
+PLUGIN_SOURCES = sorted((REPO / "plugins").rglob("*.py")) + sorted(
     (REPO / "examples").glob("*/src/*/*.py")
 )
 # What runtime plugin code may import; veritas_store.testing (the kit) is for tests only.

@@ -16,6 +16,7 @@ import pytest
 from faulty import FaultyPlugin
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from observers import Recorder
 
 import veritas_store as vs
 from veritas_store.demo import make_png
@@ -96,6 +97,7 @@ def _config(tmp_path: Path, blobs: dict[str, Any] | None = None) -> dict[str, An
                 "bmem": {"type": "memory"},
             }
         },
+        "journal": str(tmp_path / "journal.db"),
     }
 
 
@@ -344,6 +346,61 @@ def test_load_skips_a_corrupt_copy_and_returns_the_intact_one(
     assert stores.screenshots.load("shot-1", 0) == PNG
 
 
+def test_a_corrupt_copy_is_reported_as_a_failed_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    recorder = Recorder()
+    with vs.open_stores(_config(tmp_path), plugins=[FaultyPlugin(), recorder]) as stores:
+        stores.audits.create(vs.Audit(id="shot-1", url="https://shop.example"))
+        shot = stores.screenshots.save("shot-1", 0, "x", PNG)
+        stores.blobs.backends["disk"].put(shot.blob_key, PNG_OTHER)
+        assert stores.screenshots.load("shot-1", 0) == PNG
+        (event,) = recorder.calls["backend_error"]
+        assert (event["backend"], event["operation"], event["key"]) == (
+            "disk",
+            "get",
+            shot.blob_key,
+        )
+        assert isinstance(event["error"], vs.ChecksumMismatch)
+        assert stores.blobs.backends["disk"].get(shot.blob_key) == PNG_OTHER  # left as it was
+
+
+def test_read_repair_replaces_a_corrupt_or_missing_copy_with_the_intact_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = _config(tmp_path)
+    cfg["blobs"]["read_repair"] = True
+    with vs.open_stores(cfg) as stores:
+        stores.audits.create(vs.Audit(id="shot-1", url="https://shop.example"))
+        shot = stores.screenshots.save("shot-1", 0, "x", PNG)
+        disk = stores.blobs.backends["disk"]
+        disk.put(shot.blob_key, PNG_OTHER)
+        assert stores.screenshots.load("shot-1", 0) == PNG
+        assert disk.get(shot.blob_key) == PNG  # healed from the memory copy
+        disk.delete(shot.blob_key)
+        assert stores.screenshots.load("shot-1", 0) == PNG
+        assert disk.get(shot.blob_key) == PNG
+
+
+def test_verified_reads_follow_the_migration_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = _config(tmp_path)
+    cfg["blobs"]["migration"] = {"from": "disk", "to": "bmem", "stage": "live"}
+    with vs.open_stores(cfg, plugins=[FaultyPlugin()]) as stores:
+        stores.audits.create(vs.Audit(id="shot-1", url="https://shop.example"))
+        shot = stores.screenshots.save("shot-1", 0, "x", PNG)
+        stores.blobs.backends["bmem"].put(shot.blob_key, PNG[:-1])  # live reads 'to' first
+        assert stores.screenshots.load("shot-1", 0) == PNG  # ... and falls back to 'from'
+        stores.blobs.backends["disk"].put(shot.blob_key, PNG_OTHER)
+        with pytest.raises(vs.BackendUnavailable) as caught:
+            stores.screenshots.load("shot-1", 0)
+        assert set(caught.value.errors) == {"bmem", "disk"}
+
+
 def test_load_with_every_copy_corrupt_is_backend_unavailable(
     stores: vs.Stores, audit: vs.Audit
 ) -> None:
@@ -409,6 +466,7 @@ def test_random_bytes_are_rejected_or_round_trip(prefix: bytes, tail: bytes, as_
     cfg = {
         "audits": {"backends": {"mem": {"type": "memory"}}},
         "blobs": {"backends": {"a": {"type": "memory"}, "b": {"type": "memory"}}},
+        "journal": False,  # no tmp_path here (hypothesis): keep the current folder clean
     }
     with vs.open_stores(cfg) as stores:
         before = vs.Audit(id="prop", url="https://x.example")

@@ -9,6 +9,7 @@ from .errors import (
     AuditNotFound,
     BackendUnavailable,
     BlobNotFound,
+    ChecksumMismatch,
     ConfigError,
     InvalidCursor,
     InvalidImage,
@@ -16,6 +17,7 @@ from .errors import (
     InvalidRecord,
     NotAttempted,
     PluginError,
+    SchemaError,
     VeritasStoreError,
     WriteError,
 )
@@ -40,6 +42,7 @@ from .protocols import (
     AuditStore,
     BlobStore,
     Capability,
+    SchemaManaged,
     capabilities_of,
 )
 
@@ -58,6 +61,7 @@ __all__ = [
     "BlobNotFound",
     "BlobStore",
     "Capability",
+    "ChecksumMismatch",
     "ConfigError",
     "Finding",
     "InvalidCursor",
@@ -66,6 +70,8 @@ __all__ = [
     "InvalidRecord",
     "NotAttempted",
     "PluginError",
+    "SchemaError",
+    "SchemaManaged",
     "Screenshot",
     "ScreenshotStorage",
     "Stores",

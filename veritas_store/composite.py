@@ -1,25 +1,35 @@
 """Composite stores: write to every enabled backend, read in priority order.
 
-Audit writes go to a *leader* first: the first backend in write order (the authoritative one,
-first in ``read_order``) that answers. The leader decides the logical outcome — ``AuditExists``,
-``AuditNotFound`` — before any other backend is touched, so a rejected write changes nothing.
-The other backends then follow in parallel; a follower that disagrees only because it is behind
-(a create that finds a stale copy, an update of an audit it never saw) is brought in line.
-Blob writes have no precondition, so every blob backend is written at once.
+Which backends are read and written, in which order, is the composite's *routing*
+(``routing.py``): the read order, or a migration stage. The first backend written (and read) is
+the authoritative one.
+
+Audit writes go to a *leader* first: the first backend in write order that answers. The leader
+decides the logical outcome — ``AuditExists``, ``AuditNotFound`` — before any other backend is
+touched, so a rejected write changes nothing. The other backends then follow in parallel; a
+follower that disagrees only because it is behind (a create that finds a stale copy, an update
+of an audit it never saw) is brought in line. Blob writes have no precondition, so every blob
+backend is written at once, unless a migration stage pins the order.
 
 A failure on a ``required`` backend fails the operation with ``WriteError`` (every backend's
 outcome attached); a failure on an optional one is logged and reported to the
-``backend_error`` hook. Reads skip a backend that raises, which is not the same as one that
-answers "not here"; when every backend raised the read raises ``BackendUnavailable``.
+``backend_error`` hook. With a journal (``journal.py``), each write's intent is recorded before
+it fans out and kept when a backend misses it, for ``repair`` to complete. Reads skip a backend
+that raises, which is not the same as one that answers "not here"; when every backend raised
+the read raises ``BackendUnavailable``.
 
 What each backend can do comes from its declared capabilities, never from trying: ``list()``
 asks only backends that declare ``list``, ``url()`` only those that declare ``urls``. A
-composite declares what at least one of its backends does.
+composite declares what at least one of the backends it reads declares.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import mimetypes
+import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,9 +42,11 @@ from .errors import (
     AuditNotFound,
     BackendUnavailable,
     BlobNotFound,
+    ChecksumMismatch,
     NotAttempted,
     WriteError,
 )
+from .journal import Journal
 from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
 from .model import (
     Audit,
@@ -46,81 +58,120 @@ from .model import (
     validate_status,
 )
 from .protocols import Capability, capabilities_of
+from .resilience import Guarded, Resilience
+from .routing import Routing
 
 log = logging.getLogger("veritas_store.composite")
+
+T = TypeVar("T")
+S = TypeVar("S")
 
 # What a composite can offer when one of its backends does. NATIVE_ASYNC is not passed on:
 # the composite itself has no ``aio`` (the async API wraps it).
 _INHERITED = frozenset({Capability.LIST, Capability.URLS})
 
-T = TypeVar("T")
-S = TypeVar("S")
-
 # Errors that are answers, not failures: the leader raising one ends the write unchanged.
 _LOGICAL = (AuditExists, AuditNotFound)
+
+Notify = Callable[..., None]  # notify(hook_name, **arguments)
 
 
 @attrs.frozen
 class Member(Generic[S]):
-    """One backend of a composite."""
+    """One backend of a composite. ``client`` is the store behind its resilience policy."""
 
     name: str
     store: S
     required: bool = True
     type: str = ""
+    resilience: Resilience = Resilience()
+    client: Any = attrs.field(init=False, repr=False, eq=False)
+
+    @client.default
+    def _guard(self) -> Any:
+        if self.resilience.active:
+            return Guarded(self.store, self.resilience, self.name)
+        return self.store
 
 
 class _Composite(Generic[S]):
     kind = ""
+    parallel_writes = False  # every backend at once (no precondition to decide first)
 
     def __init__(
         self,
         members: list[Member[S]],
         read_order: list[str] | None = None,
-        on_error: Callable[..., None] | None = None,
+        notify: Notify | None = None,
+        *,
+        routing: Routing | None = None,
+        journal: Journal | None = None,
+        read_repair: bool = False,
     ) -> None:
         if not members:
             raise ValueError("a composite needs at least one backend")
         by_name = {m.name: m for m in members}
-        order = list(read_order or [m.name for m in members])
-        order += [m.name for m in members if m.name not in order]
-        self._read: list[Member[S]] = [by_name[n] for n in order]
-        # The authoritative backend is written first, the others in declaration order.
-        self._write: list[Member[S]] = [self._read[0]] + [
-            m for m in members if m is not self._read[0]
-        ]
-        self._on_error = on_error
+        if routing is None:
+            order = list(read_order or [m.name for m in members])
+            order += [m.name for m in members if m.name not in order]
+            routing = Routing(read=tuple(order), write=tuple(order))
+        self.routing = routing
+        self._read: list[Member[S]] = [by_name[n] for n in routing.read]
+        self._write: list[Member[S]] = [by_name[n] for n in routing.write]
+        routed = [*self._read, *(m for m in self._write if m not in self._read)]
+        # every opened backend: routed ones first, then any the stage leaves alone
+        self._all: list[Member[S]] = routed + [m for m in members if m not in routed]
+        self._compare = by_name[routing.compare] if routing.compare else None
+        self._parallel = self.parallel_writes and not routing.ordered
+        self.journal = journal if len(self._write) > 1 else None  # one backend: nothing to miss
+        self.read_repair = read_repair
+        self._notify = notify
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._capabilities = {m.name: capabilities_of(m.store) for m in members}
         self.capabilities: frozenset[str] = _INHERITED & frozenset().union(
-            *self._capabilities.values()
+            *(self._capabilities[m.name] for m in self._read)
         )
 
     # -- introspection -------------------------------------------------------------------
 
     @property
     def backends(self) -> dict[str, S]:
-        """The backend stores by config name, in read order."""
-        return {m.name: m.store for m in self._read}
+        """The backend stores by config name: in read order, then those only written to."""
+        return {m.name: m.store for m in self._all}
 
     @property
     def members(self) -> list[Member[S]]:
-        return list(self._read)
+        """Every backend, in the order of ``backends``."""
+        return list(self._all)
+
+    def _able(self, capability: Capability) -> list[Member[S]]:
+        """The backends read from that declare ``capability``, in read order."""
+        return [m for m in self._read if capability in self._capabilities[m.name]]
+
+    def _listers(self) -> list[Member[S]]:
+        listers = self._able(Capability.LIST)
+        if not listers:
+            names = ", ".join(m.name for m in self._read)
+            raise NotImplementedError(f"none of the {self.kind} backends can list: {names}")
+        return listers
+
+    def member(self, name: str) -> Member[S]:
+        for m in self._all:
+            if m.name == name:
+                return m
+        raise KeyError(f"no {self.kind} backend named {name!r} is open")
 
     @property
     def authoritative(self) -> str:
-        return self._read[0].name
-
-    def _listers(self) -> list[Member[S]]:
-        listers = [m for m in self._read if Capability.LIST in self._capabilities[m.name]]
-        if not listers:
-            raise NotImplementedError(
-                f"none of the {self.kind} backends can list: {', '.join(self.backends)}"
-            )
-        return listers
+        """The name of the backend read and written first."""
+        return self.routing.authoritative
 
     # -- plumbing ------------------------------------------------------------------------
+
+    def _hook(self, name: str, **arguments: Any) -> None:
+        if self._notify is not None:
+            self._notify(name, **arguments)
 
     def _report(self, member: Member[S], operation: str, key: str | None, exc: Exception) -> None:
         log.warning(
@@ -132,10 +183,14 @@ class _Composite(Generic[S]):
             type(exc).__name__,
             exc,
         )
-        if self._on_error is not None:
-            self._on_error(
-                kind=self.kind, backend=member.name, operation=operation, key=key, error=exc
-            )
+        self._hook(
+            "backend_error",
+            kind=self.kind,
+            backend=member.name,
+            operation=operation,
+            key=key,
+            error=exc,
+        )
 
     def _run(self, calls: list[Callable[[], T]]) -> list[T | Exception]:
         """Run calls concurrently; each result is a value or the exception it raised."""
@@ -155,28 +210,100 @@ class _Composite(Generic[S]):
                 )
         return list(self._pool.map(capture, calls))
 
+    # -- writes --------------------------------------------------------------------------
+
     def _fan_out(
         self,
         operation: str,
         key: str,
-        lead: Callable[[S], T],
-        follow: Callable[[S], Any] | None = None,
+        lead: Callable[[Any], T],
+        follow: Callable[[Any], Any] | None = None,
         *,
-        parallel: bool = False,
+        content_type: str | None = None,
     ) -> tuple[T, list[Any]]:
         """Write through every backend; return the leader's result and the followers' results.
 
-        ``parallel`` writes every backend at once, for writes without a precondition (blob
-        put and delete): there is nothing for a leader to decide, so nothing to wait for.
+        The write's intent is journaled first; it is cleared when every backend has the write
+        (or a logical refusal left every backend untouched), and kept otherwise.
         """
-        follow = follow or lead
+        entry_id = None
+        if self.journal is not None:
+            try:
+                entry_id = self.journal.intent(
+                    self.kind, operation, key, [m.name for m in self._write], content_type
+                )
+            except Exception as exc:
+                raise WriteError(
+                    f"{operation}({key}) not attempted: the repair journal "
+                    f"{str(self.journal.path)!r} could not record it: {exc}",
+                    {m.name: NotAttempted("journal failed") for m in self._write},
+                ) from exc
         outcomes: dict[str, BaseException | None] = {}
+        try:
+            result = self._write_through(operation, key, lead, follow or lead, outcomes)
+        except _LOGICAL:
+            self._settle(entry_id, operation, key, None)
+            raise
+        except BaseException:
+            self._settle(entry_id, operation, key, outcomes)
+            raise
+        self._settle(entry_id, operation, key, outcomes)
+        return result
+
+    def _settle(
+        self,
+        entry_id: int | None,
+        operation: str,
+        key: str,
+        outcomes: dict[str, BaseException | None] | None,
+    ) -> None:
+        """Clear or keep the journal entry of a finished write (``None``: nothing written)."""
+        if entry_id is None or self.journal is None:
+            return
+        missing = [
+            m.name
+            for m in self._write
+            if outcomes is not None and outcomes.get(m.name, NotAttempted()) is not None
+        ]
+        try:
+            if not missing:
+                self.journal.clear(entry_id)
+                return
+            error = "; ".join(
+                f"{name}: {type(outcomes[name]).__name__}: {outcomes[name]}"
+                if outcomes and name in outcomes
+                else f"{name}: interrupted"
+                for name in missing
+            )
+            self.journal.keep(entry_id, missing, error)
+        except Exception:
+            # The intent stays on disk, so repair still finds this write.
+            log.exception("the repair journal could not settle %s(%s)", operation, key)
+            return
+        log.warning("%s %s(%s) journaled for repair: %s", self.kind, operation, key, error)
+        self._hook(
+            "journal_entry",
+            kind=self.kind,
+            operation=operation,
+            key=key,
+            backends=tuple(missing),
+            error=error,
+        )
+
+    def _write_through(
+        self,
+        operation: str,
+        key: str,
+        lead: Callable[[Any], T],
+        follow: Callable[[Any], Any],
+        outcomes: dict[str, BaseException | None],
+    ) -> tuple[T, list[Any]]:
         remaining = list(self._write)
         leader_result: Any = None
-        while remaining and not parallel:
+        while remaining and not self._parallel:
             member = remaining.pop(0)
             try:
-                leader_result = lead(member.store)
+                leader_result = lead(member.client)
             except _LOGICAL:
                 raise  # nothing was written anywhere
             except Exception as exc:
@@ -192,15 +319,15 @@ class _Composite(Generic[S]):
             outcomes[member.name] = None
             break
         else:
-            if not parallel:
+            if not self._parallel:
                 raise WriteError(f"{operation}({key}) failed on every backend", outcomes)
 
-        results = self._run([(lambda m=m: follow(m.store)) for m in remaining])
-        if parallel:
+        results = self._run([(lambda m=m: follow(m.client)) for m in remaining])
+        if self._parallel:
             answers = [r for r in results if not isinstance(r, Exception)]
             if not answers:
-                failures = dict(zip((m.name for m in remaining), results, strict=True))
-                raise WriteError(f"{operation}({key}) failed on every backend", failures)
+                outcomes.update(zip((m.name for m in remaining), results, strict=True))
+                raise WriteError(f"{operation}({key}) failed on every backend", outcomes)
             leader_result = answers[0]
         failed_required: Exception | None = None
         for member, result in zip(remaining, results, strict=True):
@@ -219,18 +346,130 @@ class _Composite(Generic[S]):
             ) from failed_required
         return leader_result, [r for r in results if not isinstance(r, Exception)]
 
+    # -- reads ---------------------------------------------------------------------------
+
+    def _lookup(
+        self, key: str, fetch: Callable[[Any], Any], accept: Callable[[Member[S], Any], bool]
+    ) -> tuple[Any, Member[S] | None, list[Member[S]], dict[str, Exception]]:
+        """The first answer in read order that ``accept`` takes.
+
+        ``fetch`` returns the item or None for "not here". Returns the item (or None), the
+        member that answered, the members before it that did not have it (or whose copy was
+        not accepted), and the errors of those that raised.
+        """
+        missed: list[Member[S]] = []
+        errors: dict[str, Exception] = {}
+        for position, member in enumerate(self._read):
+            try:
+                value = fetch(member.client)
+            except Exception as exc:
+                errors[member.name] = exc
+                self._report(member, "get", key, exc)
+                continue
+            if value is None or not accept(member, value):
+                missed.append(member)
+                continue
+            if position > 0 and self._deleted_in(member, key):
+                missed.append(member)  # a delete this backend missed: not a live copy
+                continue
+            return value, member, missed, errors
+        return None, None, missed, errors
+
+    def _deleted_in(self, member: Member[S], key: str) -> bool:
+        """The journal says this backend missed (or may still miss) a delete of ``key``."""
+        if self.journal is None:
+            return False
+        try:
+            entry = self.journal.latest(self.kind, key)
+        except Exception:
+            log.exception("the repair journal could not be read for %r", key)
+            return False
+        return entry is not None and entry.operation == "delete" and member.name in entry.behind
+
+    def _read_repair(
+        self, key: str, value: Any, source: Member[S], missed: list[Member[S]]
+    ) -> None:
+        """Copy an item found lower in read order to the backends above that lacked it."""
+        targets = [m for m in missed if m in self._write]
+        if not targets:
+            return
+        if self.journal is not None:
+            try:
+                entry = self.journal.latest(self.kind, key)
+            except Exception:
+                log.exception("the repair journal could not be read for %r", key)
+                return
+            if entry is not None and (entry.in_flight() or entry.operation == "delete"):
+                return  # a write of this item is under way or unsettled: leave it to it
+        for member in targets:
+            try:
+                self._copy(member.client, key, value)
+            except Exception as exc:
+                self._report(member, "read_repair", key, exc)
+            else:
+                log.info(
+                    "read-repair copied %s %r from %r to %r",
+                    self.kind,
+                    key,
+                    source.name,
+                    member.name,
+                )
+
+    def _copy(self, store: Any, key: str, value: Any) -> None:
+        raise NotImplementedError
+
+    def _compare_copies(
+        self, key: str, value: Any, source: Member[S] | None, errors: dict[str, Exception]
+    ) -> None:
+        """Shadow read: compare the authoritative answer with the compared side's (sampled)."""
+        shadow = self._compare
+        if shadow is None or random.random() >= self.routing.compare_ratio:
+            return
+        first = self._read[0]
+        if first.name in errors:
+            return  # the authoritative side did not answer: nothing to compare
+        primary = value if source is first else None
+        if source is shadow:
+            other = value
+        else:
+            try:
+                other = self._fetch(shadow.client, key)
+            except Exception as exc:
+                self._report(shadow, "compare", key, exc)
+                return
+        detail = self._difference(primary, other)
+        if detail is None:
+            return
+        log.warning(
+            "%s %r differs between %r and %r: %s", self.kind, key, first.name, shadow.name, detail
+        )
+        self._hook(
+            "shadow_mismatch",
+            kind=self.kind,
+            key=key,
+            authoritative=first.name,
+            compared=shadow.name,
+            detail=detail,
+        )
+
+    def _fetch(self, store: Any, key: str) -> Any:
+        raise NotImplementedError
+
+    def _difference(self, primary: Any, other: Any) -> str | None:
+        raise NotImplementedError
+
     def _first_answer(
         self,
         operation: str,
         key: str | None,
-        call: Callable[[S], T],
+        call: Callable[[Any], T],
         members: list[Member[S]] | None = None,
     ) -> T:
         """The answer of the first backend (in read order, of ``members``) that does not raise."""
         errors: dict[str, Exception] = {}
         for member in self._read if members is None else members:
             try:
-                return call(member.store)
+                return call(member.client)
             except Exception as exc:
                 errors[member.name] = exc
                 self._report(member, operation, key, exc)
@@ -240,8 +479,48 @@ class _Composite(Generic[S]):
             errors,
         )
 
+    def _get(self, key: str) -> tuple[Any, str | None]:
+        value, source, missed, errors = self._lookup(
+            key, lambda s: self._fetch(s, key), lambda m, v: True
+        )
+        if source is None and len(errors) == len(self._read):
+            raise BackendUnavailable(f"get({key}) failed on every {self.kind} backend", errors)
+        self._compare_copies(key, value, source, errors)
+        if source is not None and self.read_repair and missed:
+            self._read_repair(key, value, source, missed)
+        return value, source.name if source else None
+
+    # -- repair --------------------------------------------------------------------------
+
+    def sync_item(
+        self, key: str, source: str, targets: list[str], content_type: str | None = None
+    ) -> bool:
+        """Make ``targets`` hold what ``source`` holds for ``key`` (a copy, or no item).
+
+        Idempotent. The source is read again afterwards; if a concurrent write changed it, the
+        copy is made again (a few times), so a repair never leaves an older copy behind.
+        Returns whether the item exists; raises what a backend raised.
+        """
+        origin = self.member(source)
+        stores = [self.member(name).client for name in targets]
+        value = self._fetch(origin.client, key)
+        for _ in range(5):
+            for store in stores:
+                if value is None:
+                    store.delete(key)
+                else:
+                    self._store(store, key, value, content_type)
+            again = self._fetch(origin.client, key)
+            if self._difference(value, again) is None:
+                return value is not None
+            value = again
+        raise RuntimeError(f"{key!r} kept changing in {source!r} while it was being repaired")
+
+    def _store(self, store: Any, key: str, value: Any, content_type: str | None) -> None:
+        raise NotImplementedError
+
     def close(self) -> None:
-        for member in self._read:
+        for member in self._all:
             try:
                 member.store.close()  # type: ignore[attr-defined]
             except Exception:
@@ -258,14 +537,7 @@ class CompositeAuditStore(_Composite[Any]):
 
     def create(self, audit: Audit) -> None:
         validate_audit_id(audit.id)
-
-        def follow(store: Any) -> None:
-            try:
-                store.create(audit)
-            except AuditExists:  # a stale copy the leader did not have: replace it
-                store.update(audit)
-
-        self._fan_out("create", audit.id, lambda s: s.create(audit), follow)
+        self._fan_out("create", audit.id, lambda s: s.create(audit), lambda s: _upsert(s, audit))
 
     def update(self, audit: Audit) -> None:
         validate_audit_id(audit.id)
@@ -289,19 +561,7 @@ class CompositeAuditStore(_Composite[Any]):
     def get_with_source(self, audit_id: str) -> tuple[Audit | None, str | None]:
         """The audit and the name of the backend that answered (None, None if nowhere)."""
         validate_audit_id(audit_id)
-        errors: dict[str, Exception] = {}
-        for member in self._read:
-            try:
-                audit = member.store.get(audit_id)
-            except Exception as exc:
-                errors[member.name] = exc
-                self._report(member, "get", audit_id, exc)
-                continue
-            if audit is not None:
-                return audit, member.name
-        if len(errors) == len(self._read):
-            raise BackendUnavailable(f"get({audit_id}) failed on every audit backend", errors)
-        return None, None
+        return self._get(audit_id)
 
     def list(
         self,
@@ -320,42 +580,100 @@ class CompositeAuditStore(_Composite[Any]):
             self._listers(),
         )
 
+    # -- hooks of the generic read path ---------------------------------------------------
+
+    def _fetch(self, store: Any, key: str) -> Audit | None:
+        return store.get(key)
+
+    def _store(self, store: Any, key: str, value: Audit, content_type: str | None) -> None:
+        _upsert(store, value)
+
+    def _copy(self, store: Any, key: str, value: Audit) -> None:
+        with contextlib.suppress(AuditExists):  # written meanwhile: at least as new as ours
+            store.create(value)
+
+    def _difference(self, primary: Audit | None, other: Audit | None) -> str | None:
+        return audit_difference(primary, other)
+
+
+def _upsert(store: Any, audit: Audit) -> None:
+    try:
+        store.create(audit)
+    except AuditExists:  # a stale copy the leader did not have: replace it
+        store.update(audit)
+
+
+def audit_difference(a: Audit | None, b: Audit | None) -> str | None:
+    """None if equal, else a short description (which side lacks it, or which fields differ)."""
+    if a == b:
+        return None
+    if a is None or b is None:
+        return f"only in the {'compared' if a is None else 'authoritative'} backend"
+    fields = [f.name for f in attrs.fields(Audit) if getattr(a, f.name) != getattr(b, f.name)]
+    return f"fields differ: {', '.join(fields)}"
+
 
 class CompositeBlobStore(_Composite[Any]):
     """A ``BlobStore`` over several blob backends."""
 
     kind = "blobs"
+    parallel_writes = True
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> BlobInfo:
         validate_blob_key(key)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
         data = bytes(data)
-        info, _ = self._fan_out("put", key, lambda s: s.put(key, data, content_type), parallel=True)
+        info, _ = self._fan_out(
+            "put", key, lambda s: s.put(key, data, content_type), content_type=content_type
+        )
         return info
 
     def delete(self, key: str) -> bool:
         validate_blob_key(key)
-        _, answers = self._fan_out("delete", key, lambda s: s.delete(key), parallel=True)
-        return any(answers)
+        first, answers = self._fan_out("delete", key, lambda s: s.delete(key))
+        return bool(first) or any(answers)
 
     def get(self, key: str) -> bytes:
         return self.get_with_source(key)[0]
 
     def get_with_source(self, key: str) -> tuple[bytes, str]:
         validate_blob_key(key)
-        errors: dict[str, Exception] = {}
-        for member in self._read:
-            try:
-                return member.store.get(key), member.name
-            except BlobNotFound:
-                continue
-            except Exception as exc:
-                errors[member.name] = exc
-                self._report(member, "get", key, exc)
-        if len(errors) == len(self._read):
-            raise BackendUnavailable(f"get({key}) failed on every blob backend", errors)
-        raise BlobNotFound(f"blob {key!r} not found")
+        data, source = self._get(key)
+        if source is None:
+            raise BlobNotFound(f"blob {key!r} not found")
+        return data, source
+
+    def get_verified(self, key: str, sha256: str) -> bytes:
+        """The first copy in read order whose sha256 is ``sha256``.
+
+        A copy that does not match counts as a failed read: it is reported (``backend_error``
+        with a ``ChecksumMismatch``) and the next backend is tried. With ``read_repair`` the
+        intact copy replaces missing and corrupt ones higher in read order.
+        """
+        validate_blob_key(key)
+        corrupt: dict[str, Exception] = {}
+
+        def intact(member: Member[Any], data: bytes) -> bool:
+            if hashlib.sha256(data).hexdigest() == sha256:
+                return True
+            exc = ChecksumMismatch(f"blob {key!r} in {member.name!r} does not match its sha256")
+            corrupt[member.name] = exc
+            self._report(member, "get", key, exc)
+            return False
+
+        data, source, missed, errors = self._lookup(key, lambda s: self._fetch(s, key), intact)
+        if source is None:
+            problems = {**errors, **corrupt}
+            if not problems:
+                raise BlobNotFound(f"blob {key!r} not found")
+            raise BackendUnavailable(
+                f"no {self.kind} backend returned an intact copy of {key!r}", problems
+            )
+        self._compare_copies(key, data, source, {**errors, **corrupt})
+        if self.read_repair and missed:
+            self._read_repair(key, data, source, missed)
+        return data
 
     def exists(self, key: str) -> bool:
         validate_blob_key(key)
@@ -378,16 +696,15 @@ class CompositeBlobStore(_Composite[Any]):
         if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
             # the caller's error, not a backend failure to skip
             raise ValueError(f"expires must be a positive number of seconds, got {expires!r}")
-        makers = [m for m in self._read if Capability.URLS in self._capabilities[m.name]]
+        makers = self._able(Capability.URLS)
         if not makers:
-            raise NotImplementedError(
-                f"none of the blob backends can make URLs: {', '.join(self.backends)}"
-            )
+            names = ", ".join(m.name for m in self._read)
+            raise NotImplementedError(f"none of the blob backends can make URLs: {names}")
         errors: dict[str, Exception] = {}
         for member in makers:
             try:
-                if member.store.exists(key):
-                    return member.store.url(key, expires=expires)
+                if member.client.exists(key):
+                    return member.client.url(key, expires=expires)
             except Exception as exc:
                 errors[member.name] = exc
                 self._report(member, "url", key, exc)
@@ -396,7 +713,7 @@ class CompositeBlobStore(_Composite[Any]):
             if member in makers:
                 continue
             try:
-                if member.store.exists(key):
+                if member.client.exists(key):
                     holders.append(member.name)
             except Exception as exc:
                 errors[member.name] = exc
@@ -408,3 +725,36 @@ class CompositeBlobStore(_Composite[Any]):
                 f"blob {key!r} is only in backends that cannot make URLs: {', '.join(holders)}"
             )
         raise BlobNotFound(f"blob {key!r} not found")
+
+    # -- hooks of the generic read path ---------------------------------------------------
+
+    def _fetch(self, store: Any, key: str) -> bytes | None:
+        try:
+            return store.get(key)
+        except BlobNotFound:
+            return None
+
+    def _store(self, store: Any, key: str, value: bytes, content_type: str | None) -> None:
+        store.put(key, value, content_type or guess_content_type(key))
+
+    def _copy(self, store: Any, key: str, value: bytes) -> None:
+        store.put(key, value, guess_content_type(key))
+
+    def _difference(self, primary: bytes | None, other: bytes | None) -> str | None:
+        return blob_difference(primary, other)
+
+
+def blob_difference(a: bytes | None, b: bytes | None) -> str | None:
+    if a == b:
+        return None
+    if a is None or b is None:
+        return f"only in the {'compared' if a is None else 'authoritative'} backend"
+    return (
+        f"sha256 differs: {hashlib.sha256(a).hexdigest()[:12]}… ({len(a)} bytes) vs "
+        f"{hashlib.sha256(b).hexdigest()[:12]}… ({len(b)} bytes)"
+    )
+
+
+def guess_content_type(key: str) -> str | None:
+    """A blob's content type from its key's extension (``.png`` -> ``image/png``)."""
+    return mimetypes.guess_type(key, strict=False)[0]

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn
+from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
 from .errors import ConfigError
@@ -28,8 +28,12 @@ from .errors import ConfigError
 CONFIG_ENV = "VERITAS_STORE_CONFIG"
 EMBEDDED_DEFAULT = "<embedded default>"
 SECTIONS = ("audits", "blobs")
-FRAMEWORK_KEYS = frozenset({"type", "enabled", "required"})
+# Keys of a backend table that the framework reads; every other key goes to the factory.
+RESILIENCE_KEYS = frozenset({"timeout", "retries", "backoff"})
+FRAMEWORK_KEYS = frozenset({"type", "enabled", "required"}) | RESILIENCE_KEYS
 PATH_OPTIONS = ("url", "path")
+DEFAULT_JOURNAL = "veritas-data/journal.db"
+MAX_RETRIES = 100
 
 
 # --- the typed config -------------------------------------------------------------------
@@ -49,18 +53,38 @@ def redact(value: Any) -> Any:
     return value
 
 
-_SECRET_KEY = re.compile(r"pass|secret|token|credential|(^|_)key$", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"pass|secret|token|credential|access_key|(^|_)key$", re.IGNORECASE)
 
 
 @attrs.frozen
 class BackendConfig:
-    """One backend table. ``options`` are the keys that go to the backend's factory."""
+    """One backend table. ``options`` are the keys that go to the backend's factory.
+
+    ``timeout`` (seconds, None: no deadline), ``retries`` and ``backoff`` (the first retry's
+    delay in seconds, doubled each time) are the resilience keys (see ``resilience.py``).
+    """
 
     name: str
     type: str
     enabled: bool = True
     required: bool = True
     options: dict[str, Any] = attrs.field(factory=dict, repr=lambda o: repr(redact(o)))
+    timeout: float | None = None
+    retries: int = 0
+    backoff: float = 0.1
+
+
+@attrs.frozen
+class MigrationConfig:
+    """``[<section>.migration]``: a pair of backends and the stage of moving from one to the other.
+
+    The stage's meaning (what is read and written, in which order) is in ``routing.py``.
+    """
+
+    from_: str  # TOML key "from"
+    to: str
+    stage: str
+    compare_ratio: float = 1.0
 
 
 @attrs.frozen
@@ -69,6 +93,8 @@ class SectionConfig:
 
     backends: dict[str, BackendConfig]
     read_order: tuple[str, ...] | None = None
+    read_repair: bool = False
+    migration: MigrationConfig | None = None
 
     @property
     def enabled(self) -> list[BackendConfig]:
@@ -87,6 +113,7 @@ class Config:
     blobs: SectionConfig
     source: str  # the file's path, "<dict>" or "<embedded default>"
     base_dir: Path  # where relative paths were resolved
+    journal: Path | None = None  # the repair journal's file; None: journaling is off
 
     def section(self, kind: str) -> SectionConfig:
         return self.audits if kind == "audits" else self.blobs
@@ -142,7 +169,25 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path) -> Config:
         messages = cattrs.transform_error(exc, path="$", format_exception=_format)
         raise ConfigError("; ".join(_tidy(m) for m in messages), source=source) from None
     sections = {name: _section(getattr(typed, name), name, source, base_dir) for name in SECTIONS}
-    return Config(sections["audits"], sections["blobs"], source, base_dir)
+    journal = _journal_path(typed.journal, source, base_dir)
+    return Config(sections["audits"], sections["blobs"], source, base_dir, journal)
+
+
+def _journal_path(value: str | bool, source: str, base_dir: Path) -> Path | None:
+    """``journal = "path"`` (relative to ``base_dir``), or a false boolean to turn it off."""
+    if isinstance(value, str):
+        if value.strip().lower() in _TRUE | _FALSE:
+            value = value.strip().lower() in _TRUE
+        elif not value.strip():
+            raise ConfigError(
+                "expected a file path, or false to turn the journal off; got ''",
+                source=source,
+                key="journal",
+            )
+    if value is False:
+        return None
+    path = Path(DEFAULT_JOURNAL if value is True else value).expanduser()
+    return path if path.is_absolute() else base_dir / path
 
 
 def _section(raw: _RawSection, name: str, source: str, base_dir: Path) -> SectionConfig:
@@ -151,7 +196,35 @@ def _section(raw: _RawSection, name: str, source: str, base_dir: Path) -> Sectio
         options = {
             k: _resolve_path(v, base_dir) if k in PATH_OPTIONS else v for k, v in b.options.items()
         }
-        backends[backend_name] = BackendConfig(backend_name, b.type, b.enabled, b.required, options)
+        where = f"{name}.backends.{backend_name}"
+        if b.timeout is not None and not 0 < b.timeout <= 86_400:
+            raise ConfigError(
+                f"expected a number of seconds greater than 0 and at most 86400, got {b.timeout}",
+                source=source,
+                key=f"{where}.timeout",
+            )
+        if not 0 <= b.retries <= MAX_RETRIES:
+            raise ConfigError(
+                f"expected an integer from 0 to {MAX_RETRIES}, got {b.retries}",
+                source=source,
+                key=f"{where}.retries",
+            )
+        if not 0 <= b.backoff <= 60:
+            raise ConfigError(
+                f"expected a number of seconds from 0 to 60, got {b.backoff}",
+                source=source,
+                key=f"{where}.backoff",
+            )
+        backends[backend_name] = BackendConfig(
+            backend_name,
+            b.type,
+            b.enabled,
+            b.required,
+            options,
+            timeout=float(b.timeout) if b.timeout is not None else None,
+            retries=b.retries,
+            backoff=float(b.backoff),
+        )
     if not backends:
         raise ConfigError("declare at least one backend", source=source, key=f"{name}.backends")
     for i, ref in enumerate(raw.read_order or ()):
@@ -166,7 +239,49 @@ def _section(raw: _RawSection, name: str, source: str, base_dir: Path) -> Sectio
             "every backend is disabled; enable at least one", source=source, key=f"{name}.backends"
         )
     read_order = tuple(raw.read_order) if raw.read_order is not None else None
-    return SectionConfig(backends, read_order)
+    migration = _migration(raw.migration, backends, name, source) if raw.migration else None
+    return SectionConfig(backends, read_order, raw.read_repair, migration)
+
+
+def _migration(
+    raw: _RawMigration, backends: dict[str, BackendConfig], section: str, source: str
+) -> MigrationConfig:
+    from .routing import STAGES, stage_uses  # routing holds the stage table
+
+    where = f"{section}.migration"
+    for key, ref in (("from", raw.from_), ("to", raw.to)):
+        if ref not in backends:
+            raise ConfigError(
+                f"{ref!r} is not a backend of [{section}] (declared: {', '.join(backends)})",
+                source=source,
+                key=f"{where}.{key}",
+            )
+    if raw.from_ == raw.to:
+        raise ConfigError(
+            f"'from' and 'to' name the same backend {raw.to!r}", source=source, key=f"{where}.to"
+        )
+    stage = raw.stage.strip().lower()
+    if stage not in STAGES:
+        raise ConfigError(
+            f"unknown stage {raw.stage!r}; expected one of: {', '.join(STAGES)}",
+            source=source,
+            key=f"{where}.stage",
+        )
+    if not 0 <= raw.compare_ratio <= 1:
+        raise ConfigError(
+            f"expected a number from 0 to 1, got {raw.compare_ratio}",
+            source=source,
+            key=f"{where}.compare_ratio",
+        )
+    for key, ref in (("from", raw.from_), ("to", raw.to)):
+        if ref in stage_uses(stage, raw.from_, raw.to) and not backends[ref].enabled:
+            raise ConfigError(
+                f"stage {stage!r} uses backend {ref!r}, but it is disabled; enable it or "
+                "choose a stage that does not use it",
+                source=source,
+                key=f"{where}.{key}",
+            )
+    return MigrationConfig(raw.from_, raw.to, stage, float(raw.compare_ratio))
 
 
 # --- ${VAR} expansion -------------------------------------------------------------------
@@ -233,18 +348,32 @@ class _RawBackend:
     enabled: bool = True
     required: bool = True
     options: dict[str, Any] = attrs.field(factory=dict)
+    timeout: float | None = None
+    retries: int = 0
+    backoff: float = 0.1
+
+
+@attrs.frozen
+class _RawMigration:
+    from_: str
+    to: str
+    stage: str
+    compare_ratio: float = 1.0
 
 
 @attrs.frozen
 class _RawSection:
     backends: dict[str, _RawBackend] = attrs.field(factory=dict)
     read_order: list[str] | None = None
+    read_repair: bool = False
+    migration: _RawMigration | None = None
 
 
 @attrs.frozen
 class _RawConfig:
     audits: _RawSection
     blobs: _RawSection
+    journal: str | bool = True
 
 
 class _ConfigValueError(ValueError):
@@ -281,6 +410,35 @@ def _structure_backend(value: Any, _: type) -> _RawBackend:
     return _structure_backend_fields(split, _RawBackend)
 
 
+def _structure_number(value: Any, kind: type) -> Any:
+    """An int or a float from TOML, or from text (``${VAR}`` expands to text)."""
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            pass
+    elif (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and (kind is float or float(value).is_integer())
+    ):
+        return kind(value)
+    what = "an integer" if kind is int else "a number"
+    raise _ConfigValueError(f"expected {what}, got {type(value).__name__} {value!r}")
+
+
+def _structure_optional_float(value: Any, _: type) -> float | None:
+    return None if value is None else _structure_number(value, float)
+
+
+def _structure_path_or_bool(value: Any, _: type) -> str | bool:
+    if isinstance(value, bool | str):
+        return value
+    raise _ConfigValueError(
+        f"expected a file path, or false to turn the journal off; got {type(value).__name__}"
+    )
+
+
 def _structure_name_list(value: Any, _: type) -> list[str]:
     if not isinstance(value, list):
         raise _ConfigValueError(
@@ -296,7 +454,7 @@ def _format(exc: BaseException, type_: type | None) -> str:
         return f"unknown key(s): {', '.join(sorted(exc.extra_fields))}"
     if isinstance(exc, KeyError):
         return "required key missing"
-    if type_ in (_RawSection, _RawConfig, _RawBackend) or (
+    if type_ in (_RawSection, _RawConfig, _RawBackend, _RawMigration) or (
         isinstance(exc, AttributeError | TypeError) and type_ is None
     ):
         return "expected a table"
@@ -314,9 +472,23 @@ _converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 _converter.register_structure_hook(bool, _structure_bool)
 _converter.register_structure_hook(str, _structure_str)
 _converter.register_structure_hook(_RawBackend, _structure_backend)
+_converter.register_structure_hook(int, _structure_number)
+_converter.register_structure_hook(float, _structure_number)
+_converter.register_structure_hook_func(lambda t: t == float | None, _structure_optional_float)
+_converter.register_structure_hook_func(lambda t: t == str | bool, _structure_path_or_bool)
 _converter.register_structure_hook_func(lambda t: t == list[str], _structure_name_list)
 _structure_backend_fields = make_dict_structure_fn(
     _RawBackend, _converter, _cattrs_forbid_extra_keys=True, _cattrs_detailed_validation=True
+)
+_converter.register_structure_hook(
+    _RawMigration,
+    make_dict_structure_fn(
+        _RawMigration,
+        _converter,
+        _cattrs_forbid_extra_keys=True,
+        _cattrs_detailed_validation=True,
+        from_=override(rename="from"),
+    ),
 )
 
 

@@ -59,6 +59,10 @@ class InvalidImage(VeritasStoreError, ValueError):
     """Screenshot data is not valid base64 or not a PNG, JPEG, WebP or GIF image."""
 
 
+class ChecksumMismatch(VeritasStoreError):
+    """A backend returned a blob whose sha256 differs from its record (counted as a failed read)."""
+
+
 class NotAttempted(VeritasStoreError):
     """Outcome of a backend that was not written because an earlier required backend failed."""
 
@@ -87,11 +91,18 @@ class BackendUnavailable(VeritasStoreError):
         super().__init__(message)
 
 
+class SchemaError(VeritasStoreError):
+    """A backend's stored schema is not the one this code works with (outdated, newer, or not
+    recognisable). The message says which database and what to run, e.g. ``veritas-store db
+    upgrade``."""
+
+
 __all__ = [
     "AuditExists",
     "AuditNotFound",
     "BackendUnavailable",
     "BlobNotFound",
+    "ChecksumMismatch",
     "ConfigError",
     "InvalidCursor",
     "InvalidImage",
@@ -99,6 +110,7 @@ __all__ = [
     "InvalidRecord",
     "NotAttempted",
     "PluginError",
+    "SchemaError",
     "VeritasStoreError",
     "WriteError",
 ]

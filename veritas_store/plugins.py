@@ -247,13 +247,16 @@ class PluginRegistry:
             raise PluginError(f"{kind} backend type {type_name!r} is registered by {who}")
         return found[0]
 
-    def notify_backend_error(self, **kwargs: Any) -> None:
-        """Tell the observers; an observer that raises is logged, never propagated."""
-        for impl in self.pm.hook.backend_error.get_hookimpls():
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Tell the observers of ``hook``; an observer that raises is logged, never propagated."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
             try:
                 _call(impl, **kwargs)
             except Exception:
-                log.exception("backend_error observer %s raised", impl.plugin_name)
+                log.exception("%s observer %s raised", hook, impl.plugin_name)
+
+    def notify_backend_error(self, **kwargs: Any) -> None:
+        self.notify("backend_error", **kwargs)
 
 
 def _call(impl: Any, **kwargs: Any) -> Any:

@@ -21,6 +21,7 @@ from .errors import (
     AuditNotFound,
     BackendUnavailable,
     BlobNotFound,
+    ChecksumMismatch,
     InvalidImage,
     InvalidKey,
     InvalidRecord,
@@ -60,9 +61,7 @@ def decode_image(data: Any) -> bytes:
             return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise InvalidImage(f"screenshot text is not valid base64: {exc}") from None
-    raise InvalidImage(
-        f"screenshot data must be bytes or base64 str, got {type(data).__name__}"
-    )
+    raise InvalidImage(f"screenshot data must be bytes or base64 str, got {type(data).__name__}")
 
 
 def screenshot_key(audit_id: str, index: int, ext: str) -> str:
@@ -101,9 +100,7 @@ class ScreenshotStorage:
             replaced = [s for s in audit.screenshots if s.index == index]
             kept = [s for s in audit.screenshots if s.index != index]
             screenshots = tuple(sorted([*kept, shot], key=lambda s: s.index))
-            self._audits.update(
-                attrs.evolve(audit, screenshots=screenshots, updated_at=utcnow())
-            )
+            self._audits.update(attrs.evolve(audit, screenshots=screenshots, updated_at=utcnow()))
         for old in replaced:
             if old.blob_key != key:  # re-saved in another format: drop the old file
                 try:
@@ -126,27 +123,14 @@ class ScreenshotStorage:
 
     def _read_verified(self, shot: Screenshot) -> bytes:
         # A blob whose sha256 differs from its reference counts as a failed read: the next
-        # backend in read order is tried.
-        members = getattr(self._blobs, "members", None)
-        sources = [(m.name, m.store) for m in members] if members else [("blobs", self._blobs)]
-        problems: dict[str, Exception] = {}
-        for name, store in sources:
-            try:
-                data = store.get(shot.blob_key)
-            except BlobNotFound as exc:
-                problems[name] = exc
-                continue
-            except Exception as exc:
-                log.warning("reading %r from %r failed: %s", shot.blob_key, name, exc)
-                problems[name] = exc
-                continue
-            if hashlib.sha256(data).hexdigest() == shot.sha256:
-                return data
-            log.warning("blob %r in %r does not match its sha256; trying the next backend",
-                        shot.blob_key, name)
-            problems[name] = ValueError("sha256 mismatch")
-        if all(isinstance(e, BlobNotFound) for e in problems.values()):
-            raise BlobNotFound(f"screenshot blob {shot.blob_key!r} not found")
-        raise BackendUnavailable(
-            f"no backend returned an intact copy of {shot.blob_key!r}", problems
-        )
+        # backend in read order is tried (the composite does this; a plain store is checked).
+        get_verified = getattr(self._blobs, "get_verified", None)
+        if get_verified is not None:
+            return get_verified(shot.blob_key, shot.sha256)
+        data = self._blobs.get(shot.blob_key)
+        if hashlib.sha256(data).hexdigest() != shot.sha256:
+            raise BackendUnavailable(
+                f"no backend returned an intact copy of {shot.blob_key!r}",
+                {"blobs": ChecksumMismatch(f"{shot.blob_key!r} does not match its sha256")},
+            )
+        return data

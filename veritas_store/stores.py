@@ -16,10 +16,13 @@ from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
-from .errors import BackendUnavailable, ConfigError, PluginError
+from .errors import BackendUnavailable, ConfigError, PluginError, SchemaError
+from .journal import Journal
 from .locks import KeyedLocks
 from .plugins import FAILED, PluginRegistry, get_registry
 from .protocols import capabilities_of
+from .resilience import Resilience
+from .routing import route
 from .screenshots import ScreenshotStorage
 
 log = logging.getLogger("veritas_store")
@@ -36,11 +39,13 @@ class Stores:
         blobs: CompositeBlobStore,
         config: Config,
         registry: PluginRegistry,
+        journal: Journal | None = None,
     ) -> None:
         self.audits = audits
         self.blobs = blobs
         self.config = config
         self.registry = registry
+        self.journal = journal  # the repair journal, None when off or nothing to journal
         self.locks = KeyedLocks()
         self.screenshots = ScreenshotStorage(audits, blobs, self.locks)
         self._closed = False
@@ -52,6 +57,8 @@ class Stores:
         self._closed = True
         self.audits.close()
         self.blobs.close()
+        if self.journal is not None:
+            self.journal.close()
 
     def __enter__(self) -> Stores:
         return self
@@ -87,10 +94,31 @@ def open_stores(config: ConfigSource = None, *, plugins: Iterable[object] = ()) 
             except Exception:
                 log.exception("closing a backend after a failed open")
         raise
-    on_error = registry.notify_backend_error
-    audits = CompositeAuditStore(audit_members, cfg.audits.effective_read_order(), on_error)
-    blobs = CompositeBlobStore(blob_members, cfg.blobs.effective_read_order(), on_error)
-    return Stores(audits, blobs, cfg, registry)
+    routes = {kind: route(cfg.section(kind)) for kind in ("audits", "blobs")}
+    journal = None
+    if cfg.journal is not None and any(len(r.write) > 1 for r in routes.values()):
+        try:
+            journal = Journal(cfg.journal)
+        except Exception as exc:
+            for store in opened:
+                store.close()
+            raise BackendUnavailable(
+                f"the repair journal {str(cfg.journal)!r} could not be opened: {exc}"
+            ) from exc
+
+    def composite(cls: Any, kind: str, members: list[Member[Any]]) -> Any:
+        section = cfg.section(kind)
+        return cls(
+            members,
+            notify=registry.notify,
+            routing=routes[kind],
+            journal=journal,
+            read_repair=section.read_repair,
+        )
+
+    audits = composite(CompositeAuditStore, "audits", audit_members)
+    blobs = composite(CompositeBlobStore, "blobs", blob_members)
+    return Stores(audits, blobs, cfg, registry, journal)
 
 
 def registry_with(plugins: Iterable[object] = ()) -> PluginRegistry:
@@ -150,16 +178,21 @@ def open_section(
             raise PluginError(
                 f"{kind} backend type {backend.type!r} ({who}) declares invalid capabilities: {exc}"
             ) from exc
-        members.append(Member(backend.name, store, backend.required, backend.type))
+        policy = Resilience(backend.timeout, backend.retries, backend.backoff)
+        members.append(Member(backend.name, store, backend.required, backend.type, policy))
     return members
 
 
-def open_backend(cfg: Config, kind: str, name: str, factory: Any) -> Any:
+def open_backend(cfg: Config, kind: str, name: str, factory: Any, opener: Any = None) -> Any:
+    """Open one backend: ``factory(**options)``, or ``opener(**options)`` when given (an
+    alternative constructor that takes the same options, e.g. ``open_for_migrations``)."""
     backend = cfg.section(kind).backends[name]
     where = f"{kind}.backends.{name}"
     options = _coerced_options(factory, backend.options, cfg.source, where)
     try:
-        return factory(**options)
+        return (opener or factory)(**options)
+    except SchemaError as exc:  # already says which database and what to run
+        raise SchemaError(f"{kind} backend {name!r}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"invalid options: {redact(str(exc))}", source=cfg.source, key=where
