@@ -906,3 +906,15 @@ def test_a_malformed_declaration_is_a_plugin_error_and_nothing_stays_open(tmp_pa
         vs.open_stores(cfg, plugins=[plugin])
     assert len(plugin.instances) == 2
     assert all(store.calls["close"] == 1 for store in plugin.instances)
+
+
+def test_check_does_not_list_a_backend_that_cannot() -> None:
+    from veritas_store.cli import _health
+    from veritas_store.config import load_config
+    from veritas_store.stores import registry_with
+
+    blind = faulty("memory", capabilities=[], fail_on=["list"])  # list() would fail the check
+    cfg = load_config(config({"blind": blind, "lister": faulty("memory", fail_on=["list"])}))
+    registry = registry_with([FaultyPlugin()])
+    assert _health(cfg, registry, "audits", "blind")["status"] == "ok"
+    assert _health(cfg, registry, "audits", "lister")["status"] == "error"  # it was asked

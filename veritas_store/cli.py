@@ -35,7 +35,7 @@ from .hookspecs import PLUGIN_API_VERSION
 from .journal import read_stats
 from .model import AuditStatus
 from .plugins import ALLOW_LIST_ENV, FAILED, LOADED, PluginRegistry, get_registry
-from .protocols import SchemaManaged
+from .protocols import Capability, SchemaManaged, capabilities_of
 from .repair import pending
 from .repair import repair as run_repair
 from .stores import check_section, factory_for, open_backend, open_stores
@@ -336,10 +336,12 @@ def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict
     store = None
     try:
         store = open_backend(cfg, kind, name, factory_for(cfg, kind, name, registry))
-        if kind == "audits":
-            store.list(limit=1)
-        else:
+        if kind == "blobs":
             store.exists("veritas-health-check")
+        elif Capability.LIST in capabilities_of(store):
+            store.list(limit=1)
+        else:  # a store that cannot list is asked for something else cheap
+            store.get("veritas-health-check")
         row.update(status="ok", detail=_describe(backend.options))
         if isinstance(store, SchemaManaged):  # it opened, so its schema is current
             schema = store.schema_current()
