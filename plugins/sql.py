@@ -235,6 +235,8 @@ def _make_engine(
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
 
+    capabilities = frozenset({vs.Capability.LIST})
+
     def __init__(
         self,
         url: str,

@@ -18,10 +18,11 @@ from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
-from .errors import BackendUnavailable, ConfigError, SchemaError
+from .errors import BackendUnavailable, ConfigError, PluginError, SchemaError
 from .journal import Journal
 from .locks import KeyedLocks
-from .plugins import PluginRegistry, get_registry
+from .plugins import FAILED, PluginRegistry, get_registry
+from .protocols import capabilities_of
 from .resilience import Resilience
 from .routing import route
 from .screenshots import ScreenshotStorage
@@ -155,8 +156,16 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
     bt = registry.lookup(kind, backend.type)
     if bt is None:
         known = ", ".join(registry.names(kind)) or "none"
+        failed = [p for p in registry.plugins.values() if p.status == FAILED]
+        hint = (
+            "; not loaded: "
+            + ", ".join(f"{p.name!r} ({p.distribution or 'no distribution'})" for p in failed)
+            + " (see `veritas-store plugins`)"
+            if failed
+            else ""
+        )
         raise ConfigError(
-            f"unknown {kind} backend type {backend.type!r}; registered types: {known}",
+            f"unknown {kind} backend type {backend.type!r}; registered types: {known}{hint}",
             source=cfg.source,
             key=f"{where}.type",
         )
@@ -176,6 +185,14 @@ def open_section(
         factory = factory_for(cfg, kind, backend.name, registry)
         store = open_backend(cfg, kind, backend.name, factory)
         opened.append(store)
+        try:
+            capabilities_of(store)
+        except TypeError as exc:
+            bt = registry.lookup(kind, backend.type)
+            who = f"plugin {bt.plugin!r}" if bt else "its plugin"
+            raise PluginError(
+                f"{kind} backend type {backend.type!r} ({who}) declares invalid capabilities: {exc}"
+            ) from exc
         if adapt is not None:
             store = adapt(store)
         policy = Resilience(backend.timeout, backend.retries, backend.backoff)
