@@ -181,6 +181,64 @@ def _parse_url(url: object) -> URL:
         raise ValueError("url is not a valid SQLAlchemy database URL (not shown)") from None
 
 
+def _make_engine(
+    url: str,
+    table_prefix: str = "veritas_",
+    echo: bool = False,
+    busy_timeout: float = 30.0,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    pool_pre_ping: bool = True,
+    pool_recycle: int | None = None,
+    auto_upgrade: bool = False,
+) -> tuple[sa.Engine, URL]:
+    """Check every option and make the engine; nothing is created or connected yet."""
+    parsed = _parse_url(url)
+    safe_url = parsed.render_as_string(hide_password=True)
+    if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
+        raise ValueError(
+            f"table_prefix must be at most 32 letters, digits or '_', not starting with a "
+            f"digit; got {table_prefix!r}"
+        )
+    _check_bool("echo", echo)
+    _check_bool("pool_pre_ping", pool_pre_ping)
+    if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
+        raise TypeError(f"busy_timeout must be a number of seconds, got {busy_timeout!r}")
+    if not 0 <= busy_timeout < 86_400:
+        raise ValueError(f"busy_timeout must be from 0 to 86400 seconds, got {busy_timeout}")
+    _check_int("pool_size", pool_size, 0)
+    _check_int("max_overflow", max_overflow, -1)
+    _check_int("pool_recycle", pool_recycle, -1)
+
+    backend = parsed.get_backend_name()
+    sqlite = backend == "sqlite"
+    memory = sqlite and parsed.database in (None, "", ":memory:")
+    _check_bool("auto_upgrade", auto_upgrade)
+    # A SQLite connection is a file handle: it cannot go stale, so it needs no ping.
+    options: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping and not sqlite}
+    if not sqlite:
+        options.update(_SERVER_POOL)
+    if pool_recycle is not None:
+        options["pool_recycle"] = pool_recycle
+    for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow)):
+        if value is not None:
+            if memory:
+                raise ValueError(f"{name} does not apply to an in-memory SQLite database")
+            options[name] = value
+    if sqlite:
+        options["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout}
+        if memory:  # one shared connection, so every thread sees the same database
+            options["poolclass"] = StaticPool
+    elif backend in _MYSQL:
+        # Writes: InnoDB's default REPEATABLE READ puts next-key (gap) locks on the child-row
+        # DELETEs, a classic deadlock between concurrent writers. Reads still get a snapshot.
+        options["isolation_level"] = "READ COMMITTED"
+    try:
+        return sa.create_engine(parsed, **options), parsed
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise ValueError(f"cannot use database URL {safe_url}: {exc}") from None
+
+
 # --- prepared statements and transactions ---------------------------------------------------
 
 # SQLAlchemy's per-call machinery (a Connection, its events, an execution context per statement)
@@ -373,6 +431,8 @@ class _SqlAlchemyRunner(_Runner):
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
 
+    capabilities = frozenset({vs.Capability.LIST})
+
     def __init__(
         self,
         url: str,
@@ -385,53 +445,16 @@ class SqlAuditStore:
         pool_recycle: int | None = None,
         auto_upgrade: bool = False,
     ) -> None:
-        parsed = _parse_url(url)
+        self._engine, parsed = _make_engine(
+            url, table_prefix, echo, busy_timeout, pool_size, max_overflow, pool_pre_ping,
+            pool_recycle, auto_upgrade,
+        )  # fmt: skip
         self._safe_url = parsed.render_as_string(hide_password=True)
-        if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
-            raise ValueError(
-                f"table_prefix must be at most 32 letters, digits or '_', not starting with a "
-                f"digit; got {table_prefix!r}"
-            )
-        _check_bool("echo", echo)
-        _check_bool("pool_pre_ping", pool_pre_ping)
-        _check_bool("auto_upgrade", auto_upgrade)
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
-            raise TypeError(f"busy_timeout must be a number of seconds, got {busy_timeout!r}")
-        if not 0 <= busy_timeout < 86_400:
-            raise ValueError(f"busy_timeout must be from 0 to 86400 seconds, got {busy_timeout}")
-        _check_int("pool_size", pool_size, 0)
-        _check_int("max_overflow", max_overflow, -1)
-        _check_int("pool_recycle", pool_recycle, -1)
-
         self._prefix = table_prefix
-        backend = parsed.get_backend_name()
-        sqlite = backend == "sqlite"
+        sqlite = parsed.get_backend_name() == "sqlite"
         memory = sqlite and parsed.database in (None, "", ":memory:")
-        # A SQLite connection is a file handle: it cannot go stale, so it needs no ping.
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping and not sqlite}
-        if not sqlite:
-            options.update(_SERVER_POOL)
-        if pool_recycle is not None:
-            options["pool_recycle"] = pool_recycle
-        for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow)):
-            if value is not None:
-                if memory:
-                    raise ValueError(f"{name} does not apply to an in-memory SQLite database")
-                options[name] = value
-        if sqlite:
-            options["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout}
-            if memory:  # one shared connection, so every thread sees the same database
-                options["poolclass"] = StaticPool
-            elif parsed.database and not parsed.database.startswith("file:"):
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        elif backend in _MYSQL:
-            # Writes: InnoDB's default REPEATABLE READ puts next-key (gap) locks on the child-row
-            # DELETEs, a classic deadlock between concurrent writers. Reads still get a snapshot.
-            options["isolation_level"] = "READ COMMITTED"
-        try:
-            self._engine = sa.create_engine(parsed, **options)
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-            raise ValueError(f"cannot use database URL {self._safe_url}: {exc}") from None
+        if sqlite and parsed.database and not memory and not parsed.database.startswith("file:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
         # A single StaticPool connection must not be used by two threads at once.
         self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
@@ -471,6 +494,12 @@ class SqlAuditStore:
             return cls(**options)
         finally:
             _MIGRATING.reset(token)
+
+    @staticmethod
+    def check_options(**options: Any) -> None:
+        """Raise ValueError or TypeError for bad options, creating and connecting nothing
+        (``open_stores`` asks every backend this before it opens any)."""
+        _make_engine(**options)[0].dispose()
 
     def _tune_sqlite(self, busy_timeout: float) -> None:
         @sa.event.listens_for(self._engine, "connect")

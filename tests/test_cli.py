@@ -18,7 +18,7 @@ import pytest
 
 SCRIPT = Path(sys.executable).with_name("veritas-store")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "veritas_store.cli"]
-COMMANDS = ["check", "demo", "list", "plugins", "show"]
+COMMANDS = ["check", "copy", "demo", "list", "plugins", "show", "verify"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -795,6 +795,84 @@ def test_a_config_error_changes_nothing_on_disk(tmp_path, name):
     assert not (folder / "veritas-data").exists()
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("storage_options = false", "at 'blobs.backends.local.storage_options': expected Mapping"),
+        ("storage_options = 3", "at 'blobs.backends.local.storage_options': expected Mapping"),
+        ("url = 7", "at 'blobs.backends.local.url': expected a string, got int"),
+        ("url = [\"a\"]", "at 'blobs.backends.local.url': expected a string, got list"),
+    ],
+)
+def test_a_wrong_option_type_is_found_before_any_backend_is_opened(tmp_path, option, message):
+    # The audits backend (SQLite) comes first: opening it would create its database.
+    folder = tmp_path / "deploy"
+    blobs = f'[blobs.backends.local]\ntype = "fsspec"\n{option}\n'
+    if not option.startswith("url"):
+        blobs += 'url = "veritas-data/blobs"\n'
+    path = write(folder / "c.toml", VALID_AUDITS + "\n" + blobs)
+    assert message in str(config_error(path))
+    assert sorted(p.name for p in folder.iterdir()) == ["c.toml"]
+
+
+@pytest.mark.parametrize(
+    "blobs",
+    [
+        '[blobs.backends.local]\ntype = "fsspec"\nurl = ""\n',
+        '[blobs.backends.local]\ntype = "fsspec"\nurl = "nosuchprotocol://x"\n',
+        '[blobs.backends.local]\ntype = "fsspec"\nurl = "b"\n'
+        '[blobs.backends.s3]\ntype = "fsspec"\nurl = "s3://"\n',
+        '[blobs.backends.local]\ntype = "fsspec"\nurl = "b"\n'
+        '[audits.backends.second]\ntype = "sql"\nurl = "sqlite:///x.db"\ntable_prefix = "1x"\n',
+    ],
+)
+def test_a_bad_option_value_is_found_before_any_backend_is_opened(tmp_path, blobs):
+    folder = tmp_path / "deploy"
+    path = write(folder / "c.toml", VALID_AUDITS + "\n" + blobs)
+    assert "invalid options" in str(config_error(path))
+    assert sorted(p.name for p in folder.iterdir()) == ["c.toml"]
+
+
+def test_a_plugin_factory_can_check_its_options_before_anything_is_opened(tmp_path):
+    opened = []
+
+    class Picky:
+        def __init__(self, size: int = 1) -> None:
+            opened.append(self)
+
+        @staticmethod
+        def check_options(size: int = 1) -> None:
+            if size > 3:
+                raise ValueError(f"size must be at most 3, got {size}")
+
+    class Plugin:
+        @vs.hookimpl
+        def register_blob_backends(self, register):
+            register("picky", Picky)
+
+    config = {
+        "audits": {"backends": {"db": {"type": "sql", "url": f"sqlite:///{tmp_path}/d/a.db"}}},
+        "blobs": {"backends": {"p": {"type": "picky", "size": "${PICKY_SIZE:-7}"}}},
+    }
+    with pytest.raises(ConfigError, match=r"at 'blobs.backends.p': invalid options: size must be"):
+        vs.open_stores(config, plugins=[Plugin()])
+    assert opened == [] and not (tmp_path / "d").exists()
+    config["blobs"]["backends"]["p"]["size"] = "2"  # text converted before the check, too
+    with vs.open_stores(config, plugins=[Plugin()]):
+        assert len(opened) == 1
+
+
+def test_option_types_follow_the_factory_hints():
+    config = {
+        "audits": {"backends": {"db": {"type": "sql", "url": "sqlite://", "echo": 1}}},
+        "blobs": {"backends": {"m": {"type": "memory"}}},
+    }
+    assert "at 'audits.backends.db.echo': expected a boolean, got int" in str(config_error(config))
+    config["audits"]["backends"]["db"].update(echo="yes", busy_timeout=2, pool_size=None)
+    with vs.open_stores(config) as stores:  # text converts; an int is a number; None fits
+        assert stores.audits.get("x") is None
+
+
 def test_a_config_error_in_the_default_changes_nothing_on_disk(clean_env, monkeypatch):
     monkeypatch.setenv("USE_DB_PERSISTENCE", "perhaps")
     config_error(None)

@@ -7,8 +7,10 @@ take ``--json``. Exit codes: 0 ok, 1 a failure or a difference, 2 a config or us
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import re
 import sys
 import time
@@ -23,17 +25,20 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
 
+from . import sync
 from .config import BackendConfig, Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
+from .hookspecs import PLUGIN_API_VERSION
 from .journal import read_stats
 from .model import AuditStatus
-from .plugins import PluginRegistry, get_registry
-from .protocols import SchemaManaged
+from .plugins import ALLOW_LIST_ENV, FAILED, LOADED, PluginRegistry, get_registry
+from .protocols import Capability, SchemaManaged, capabilities_of
 from .repair import pending
 from .repair import repair as run_repair
 from .stores import check_section, factory_for, open_backend, open_stores
@@ -146,12 +151,12 @@ def _yes(flag: bool) -> Text:
 
 
 def _table(
-    title: str, columns: list[str], rows: list[list[Any]], keep: tuple[str, ...] = ()
+    title: str | None, columns: list[str], rows: list[list[Any]], keep: tuple[str, ...] = ()
 ) -> Table:
     """A table whose cells are plain text (never markup); ``keep`` columns never wrap (ids)."""
-    table = Table(title=Text(title))
+    table = Table(title=Text(title) if title else None)
     for col in columns:
-        table.add_column(col, no_wrap=col in keep)
+        table.add_column(col, no_wrap=col in keep, overflow="fold")  # never "…": no text lost
     for row in rows:
         table.add_row(
             *(v if isinstance(v, Text) else Text("-" if v is None else str(v)) for v in row)
@@ -163,9 +168,52 @@ def _table(
 @with_config
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def plugins(config_path: str | None, as_json: bool) -> None:
-    """List registered backend types with their plugin and distribution, and broken plugins."""
-    registry = get_registry()
-    rows = [
+    """List plugins (distribution, version, types, load errors) and the backend types."""
+    # This command reports load problems itself: no second copy through the log.
+    logging.getLogger("veritas_store.plugins").addHandler(logging.NullHandler())
+    report = _plugin_report(get_registry())
+    if as_json:
+        _emit_json(report)
+        return
+    strict = " (strict mode)" if report["strict"] else ""
+    console.print(Text(f"Plugin API {report['plugin_api_version']}{strict}"))
+    plugin_rows = [
+        [
+            p["plugin"],
+            p["distribution"],
+            p["version"],
+            "\n".join(f"{t['kind']}:{t['type']}" for t in p["types"]) or "-",
+            _status_text(p["status"]),
+        ]
+        for p in report["plugins"]
+    ]
+    columns = ["plugin", "distribution", "version", "registers", "status"]
+    console.print(_table("Plugins", columns, plugin_rows, keep=("plugin", "distribution")))
+    columns = ["kind", "type", "plugin", "description"]
+    type_rows = [[r[c] for c in columns] for r in report["types"]]
+    console.print(_table("Backend types", columns, type_rows))
+    for b in report["errors"]:
+        err_console.print(
+            f"[red]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
+        )
+    for message in report["conflicts"] + report["notes"]:
+        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _plugin_report(registry: PluginRegistry) -> dict[str, Any]:
+    """What ``plugins --json`` prints: every plugin, every type, and what went wrong."""
+    listed = [
+        {
+            "plugin": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "status": p.status,
+            "types": [{"kind": kind, "type": name} for kind, name in p.types],
+            "error": p.error,
+        }
+        for p in sorted(registry.plugins.values(), key=lambda p: (p.status != LOADED, p.name))
+    ]
+    types = [
         {
             "kind": kind,
             "type": bt.name,
@@ -175,23 +223,46 @@ def plugins(config_path: str | None, as_json: bool) -> None:
             "description": bt.description,
         }
         for kind in ("audits", "blobs")
-        for types in registry.types[kind].values()
-        for bt in types
+        for found in registry.types[kind].values()
+        for bt in found
     ]
-    broken = [
-        {"plugin": p.name, "distribution": p.distribution, "version": p.version, "error": p.error}
-        for p in registry.plugins.values()
-        if p.error
+    errors = [
+        {k: p[k] for k in ("plugin", "distribution", "version", "error")}
+        for p in listed
+        if p["status"] == FAILED
     ]
-    if as_json:
-        _emit_json({"types": rows, "errors": broken})
-        return
-    columns = ["kind", "type", "plugin", "distribution", "version", "description"]
-    console.print(_table("Backend types", columns, [[r[c] for c in columns] for r in rows]))
-    for b in broken:
-        err_console.print(
-            f"[yellow]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
+    conflicts = [
+        f"{kind} type {name!r} is registered by "
+        + " and ".join(f"{bt.plugin!r} ({bt.distribution or 'no distribution'})" for bt in found)
+        for kind in ("audits", "blobs")
+        for name, found in registry.types[kind].items()
+        if len(found) > 1
+    ]
+    notes = []
+    if registry.allow_list is not None:
+        notes.append(
+            f"{ALLOW_LIST_ENV} allows only: {', '.join(registry.allow_list)}; "
+            "the other plugins are skipped"
         )
+    if registry.unmatched:
+        notes.append(
+            f"{ALLOW_LIST_ENV} names {', '.join(map(repr, registry.unmatched))}, "
+            "which no installed plugin has"
+        )
+    return {
+        "plugin_api_version": ".".join(map(str, PLUGIN_API_VERSION)),
+        "strict": registry.strict,
+        "allow_list": list(registry.allow_list) if registry.allow_list is not None else None,
+        "plugins": listed,
+        "types": types,
+        "errors": errors,
+        "conflicts": conflicts,
+        "notes": notes,
+    }
+
+
+def _status_text(status: str) -> Text:
+    return Text(status, style={LOADED: "green", FAILED: "red"}.get(status, "dim"))
 
 
 @main.command()
@@ -268,10 +339,12 @@ def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict
     store = None
     try:
         store = open_backend(cfg, kind, name, factory_for(cfg, kind, name, registry))
-        if kind == "audits":
-            store.list(limit=1)
-        else:
+        if kind == "blobs":
             store.exists("veritas-health-check")
+        elif Capability.LIST in capabilities_of(store):
+            store.list(limit=1)
+        else:  # a store that cannot list is asked for something else cheap
+            store.get("veritas-health-check")
         row.update(status="ok", detail=_describe(backend.options))
         if isinstance(store, SchemaManaged):  # it opened, so its schema is current
             schema = store.schema_current()
@@ -678,6 +751,247 @@ def list_(
     console.print(_table("Audits (newest first)", columns, rows, keep=("id",)))
     if page.next_cursor:
         console.print(f"More: --cursor {page.next_cursor}", highlight=False)
+
+
+# --- copy and verify -------------------------------------------------------------------------
+
+
+def _progress_bar() -> Any:
+    """A rich progress display on stderr when it is a terminal, else None (no output)."""
+    if not err_console.is_terminal:
+        return contextlib.nullcontext(None)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def _progress_callback(bar: Progress | None) -> Callable[[str, int, int | None], None] | None:
+    if bar is None:
+        return None
+    tasks: dict[str, Any] = {}
+
+    def update(task: str, done: int, total: int | None) -> None:
+        if task not in tasks:
+            tasks[task] = bar.add_task(task, total=total)
+        bar.update(tasks[task], completed=done, total=total)
+
+    return update
+
+
+def _refuse_per_process(cfg: Config, names: list[str]) -> None:
+    for kind in ("audits", "blobs"):
+        for name in names:
+            backend = cfg.section(kind).backends.get(name)
+            if backend is not None and backend.type == PERSISTENT_HINT:
+                raise ConfigError(
+                    f"{name!r} is a memory backend: it lives in one process's memory, so this "
+                    "command would only see its own empty copy",
+                    source=cfg.source,
+                    key=f"{kind}.backends.{name}",
+                )
+
+
+@main.command()
+@with_config
+@click.option("--from", "source", required=True, help="Backend to copy from (a config name).")
+@click.option("--to", "target", required=True, help="Backend to copy into (a config name).")
+@click.option("--dry-run", is_flag=True, help="Write nothing; report what would be copied.")
+@click.option("--restart", is_flag=True, help="Ignore a saved checkpoint; start from the top.")
+@click.option(
+    "--overwrite-newer",
+    is_flag=True,
+    help="Also overwrite target audits whose updated_at is newer than the source's.",
+)
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Checkpoint file (default: veritas-data/copy-FROM-to-TO.json beside the config).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def copy(
+    config_path: str | None,
+    source: str,
+    target: str,
+    dry_run: bool,
+    restart: bool,
+    overwrite_newer: bool,
+    state_path: str | None,
+    as_json: bool,
+) -> None:
+    """Copy every audit and blob of backend FROM into backend TO (idempotent, resumable).
+
+    Backends are named as in the config and may be disabled there. Acts on [audits] and
+    [blobs] wherever both names are declared. An interrupted copy continues where it stopped
+    when run again.
+    """
+    cfg = load_config(config_path)
+    _refuse_per_process(cfg, [source, target])
+    state = state_path or str(sync.default_state_path(cfg, source, target))
+    resume = (
+        "nothing was written (dry run)"
+        if dry_run
+        else f"progress is saved in {state}: run the same command to resume"
+    )
+    try:
+        with _progress_bar() as bar:
+            reports = sync.copy_backends(
+                cfg,
+                source,
+                target,
+                dry_run=dry_run,
+                restart=restart,
+                overwrite_newer=overwrite_newer,
+                state_path=state,
+                progress=_progress_callback(bar),
+            )
+    except KeyboardInterrupt:
+        _fail(f"interrupted; {resume}", 130)
+        return
+    except (ConfigError, PluginError):
+        raise
+    except Exception as exc:
+        _fail(f"copy stopped: {type(exc).__name__}: {redact(str(exc))}; {resume}", 1)
+        return
+    if as_json:
+        _emit_json(
+            {
+                "config": cfg.source,
+                "source": source,
+                "target": target,
+                "dry_run": dry_run,
+                "sections": [r.to_dict() for r in reports],
+            }
+        )
+        return
+    # One column per section, one row per count: fits 80 columns.
+    metrics = [
+        ("scanned", "scanned"),
+        ("created", "created"),
+        ("updated", "updated"),
+        ("unchanged", "unchanged"),
+        ("kept_newer", "kept (newer in target)"),
+        ("vanished", "vanished from source"),
+        ("resumed_after", "done by an earlier run"),
+    ]
+    rows = [[label, *(getattr(r, attr) for r in reports)] for attr, label in metrics]
+    rows.append(["seconds", *(f"{r.seconds:.1f}" for r in reports)])
+    columns = ["", *(r.kind for r in reports)]
+    verb = "Dry run: would copy" if dry_run else "Copied"
+    title = f"{verb} {source} → {target}"
+    console.print(Text(title))
+    console.print(_table(None, columns, rows))
+    for r in reports:
+        if r.kept_newer:
+            err_console.print(
+                f"[yellow]note:[/] {_count(r.kept_newer, 'audit')} newer in {escape(target)} "
+                "left alone (--overwrite-newer to replace them): "
+                f"{escape(', '.join(r.kept_newer_ids))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+
+@main.command()
+@with_config
+@click.option("--from", "source", default=None, help="One backend to compare (a config name).")
+@click.option("--to", "target", default=None, help="The other backend to compare.")
+@click.option(
+    "--max-diffs",
+    type=click.IntRange(0, 1_000_000),
+    default=sync.MAX_DETAILS,
+    show_default=True,
+    help="Differences listed per section (the totals count them all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(
+    config_path: str | None,
+    source: str | None,
+    target: str | None,
+    max_diffs: int,
+    as_json: bool,
+) -> None:
+    """Compare audits field by field and blobs by sha256; exit 1 on any difference.
+
+    With --from and --to, compares those two backends (by config name, enabled or not) in
+    every section that declares both. Without them, compares every enabled backend with its
+    section's authoritative one (memory backends are skipped: another process's memory cannot
+    be read).
+    """
+    if (source is None) != (target is None):
+        _fail("give both --from and --to, or neither", 2)
+    cfg = load_config(config_path)
+    if source is not None and target is not None:
+        _refuse_per_process(cfg, [source, target])
+    with _progress_bar() as bar:
+        reports = sync.verify_backends(
+            cfg,
+            source,
+            target,
+            max_details=max_diffs,
+            skip_types=(PERSISTENT_HINT,),
+            progress=_progress_callback(bar),
+        )
+    clean = all(r.clean for r in reports)
+    if as_json:
+        _emit_json(
+            {"config": cfg.source, "clean": clean, "sections": [r.to_dict() for r in reports]}
+        )
+    else:
+        _print_verify(reports)
+    if not clean:
+        sys.exit(1)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_verify(reports: list[sync.VerifyReport]) -> None:
+    if not reports:
+        console.print("Nothing to compare: each section has a single enabled backend.")
+    for r in reports:
+        head = f"{r.kind}: {r.source} ↔ {r.target}: {_count(r.compared, 'item')} compared"
+        if r.skipped:
+            console.print(Text(f"{r.kind}: {r.source} ↔ {r.target}: skipped ({r.skipped})"))
+            continue
+        if r.clean:
+            console.print(Text(head + ", no differences"))
+            continue
+        labels = {
+            "missing_in_target": f"missing in {r.target}",
+            "missing_in_source": f"missing in {r.source}",
+            "different": "different",
+        }
+        parts = [f"{n} {labels[p]}" for p, n in r.counts.items() if n]
+        console.print(Text(head + f", {_count(r.total, 'difference')}: {', '.join(parts)}"))
+        rows = [
+            [
+                d.key,
+                labels[d.problem],
+                ", ".join(d.fields)
+                or (
+                    f"sha256 {d.source_sha256[:12]}… ≠ {d.target_sha256[:12]}…"
+                    if d.source_sha256 and d.target_sha256
+                    else ""
+                ),
+            ]
+            for d in r.differences
+        ]
+        if rows:
+            console.print(
+                _table(f"{r.kind} differences", ["key", "problem", "detail"], rows, keep=("key",))
+            )
+        if r.total > len(r.differences):
+            console.print(
+                Text(f"… and {r.total - len(r.differences)} more (--max-diffs N or --json)")
+            )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -91,12 +91,18 @@ class ScreenshotStorage:
         image = decode_image(data)
         ext, content_type = sniff_image(image)
         key = screenshot_key(audit_id, index, ext)
+        # The reference is built (and so validated) before anything is written.
+        try:
+            shot = Screenshot(
+                index, label, key, len(image), content_type, hashlib.sha256(image).hexdigest()
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidRecord(f"screenshot {index} of audit {audit_id!r}: {exc}") from None
         with self._locks(audit_id):
             audit = self._audits.get(audit_id)
             if audit is None:
                 raise AuditNotFound(f"audit {audit_id!r} not found; no screenshot was written")
-            info = self._blobs.put(key, image, content_type)
-            shot = Screenshot(index, label, key, info.size, content_type, info.sha256)
+            self._blobs.put(key, image, content_type)
             replaced = [s for s in audit.screenshots if s.index == index]
             kept = [s for s in audit.screenshots if s.index != index]
             screenshots = tuple(sorted([*kept, shot], key=lambda s: s.index))

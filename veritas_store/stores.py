@@ -10,16 +10,19 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
+import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
-from .errors import BackendUnavailable, ConfigError, SchemaError
+from .errors import BackendUnavailable, ConfigError, PluginError, SchemaError
 from .journal import Journal
 from .locks import KeyedLocks
-from .plugins import PluginRegistry, get_registry
+from .plugins import FAILED, PluginRegistry, get_registry
+from .protocols import capabilities_of
 from .resilience import Resilience
 from .routing import route
 from .screenshots import ScreenshotStorage
@@ -78,14 +81,23 @@ def open_stores(config: ConfigSource = None, *, plugins: Iterable[object] = ()) 
     With no argument this reads the file named by ``$VERITAS_STORE_CONFIG``, else the embedded
     default. ``plugins`` adds plugin objects or modules beside the installed ones.
     """
-    cfg = load_config(config)
-    registry = registry_with(plugins)
+    return build_stores(load_config(config), registry_with(plugins))
+
+
+def build_stores(
+    cfg: Config, registry: PluginRegistry, adapt: Callable[[Any], Any] | None = None
+) -> Stores:
+    """Check every section, open the enabled backends and wrap them in composites.
+
+    ``adapt`` (used by ``veritas_store.aio``) may replace each opened backend by a stand-in
+    before the composite sees it.
+    """
     for kind in ("audits", "blobs"):  # every config error before anything is opened
         check_section(cfg, kind, registry)
     opened: list[Any] = []
     try:
-        audit_members = open_section(cfg, "audits", registry, opened)
-        blob_members = open_section(cfg, "blobs", registry, opened)
+        audit_members = open_section(cfg, "audits", registry, opened, adapt)
+        blob_members = open_section(cfg, "blobs", registry, opened, adapt)
     except BaseException:
         for store in opened:
             try:
@@ -144,8 +156,16 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
     bt = registry.lookup(kind, backend.type)
     if bt is None:
         known = ", ".join(registry.names(kind)) or "none"
+        failed = [p for p in registry.plugins.values() if p.status == FAILED]
+        hint = (
+            "; not loaded: "
+            + ", ".join(f"{p.name!r} ({p.distribution or 'no distribution'})" for p in failed)
+            + " (see `veritas-store plugins`)"
+            if failed
+            else ""
+        )
         raise ConfigError(
-            f"unknown {kind} backend type {backend.type!r}; registered types: {known}",
+            f"unknown {kind} backend type {backend.type!r}; registered types: {known}{hint}",
             source=cfg.source,
             key=f"{where}.type",
         )
@@ -154,13 +174,27 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
 
 
 def open_section(
-    cfg: Config, kind: str, registry: PluginRegistry, opened: list[Any]
+    cfg: Config,
+    kind: str,
+    registry: PluginRegistry,
+    opened: list[Any],
+    adapt: Callable[[Any], Any] | None = None,
 ) -> list[Member[Any]]:
     members = []
     for backend in cfg.section(kind).enabled:
         factory = factory_for(cfg, kind, backend.name, registry)
         store = open_backend(cfg, kind, backend.name, factory)
         opened.append(store)
+        try:
+            capabilities_of(store)
+        except TypeError as exc:
+            bt = registry.lookup(kind, backend.type)
+            who = f"plugin {bt.plugin!r}" if bt else "its plugin"
+            raise PluginError(
+                f"{kind} backend type {backend.type!r} ({who}) declares invalid capabilities: {exc}"
+            ) from exc
+        if adapt is not None:
+            store = adapt(store)
         policy = Resilience(backend.timeout, backend.retries, backend.backoff)
         members.append(Member(backend.name, store, backend.required, backend.type, policy))
     return members
@@ -192,11 +226,7 @@ def _coerced_options(
     factory: Any, options: Mapping[str, Any], source: str, where: str
 ) -> dict[str, Any]:
     """Options converted to the factory's bool/int/float hints (``${VAR}`` gives only text)."""
-    target = factory.__init__ if isinstance(factory, type) else factory
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:
-        hints = {}
+    hints = _hints(factory)
     result = {}
     for key, value in options.items():
         try:
@@ -207,6 +237,23 @@ def _coerced_options(
 
 
 def _check_options(
+    factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str
+) -> None:
+    _check_names_and_types(factory, options, source, where, type_name)
+    # Only the plugin knows which values are valid; a factory may say so without opening
+    # anything (``check_options``). A factory would find a bad value only after the backends
+    # opened before it had created their files.
+    check = getattr(factory, "check_options", None)
+    if callable(check):
+        try:
+            check(**_coerced_options(factory, options, source, where))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"invalid options: {redact(str(exc))}", source=source, key=where
+            ) from None
+
+
+def _check_names_and_types(
     factory: Any, options: Mapping[str, Any], source: str, where: str, type_name: str
 ) -> None:
     try:
@@ -239,3 +286,46 @@ def _check_options(
             source=source,
             key=where,
         )
+    # Wrong types are found here, before any backend is opened.
+    hints = _hints(factory)
+    for key, value in _coerced_options(factory, options, source, where).items():
+        if key in hints and not _conforms(value, hints[key]):
+            expected = re.sub(r"\b(typing|collections\.abc)\.", "", str(hints[key]))
+            raise ConfigError(
+                f"expected {_TYPE_NAMES.get(hints[key], expected)}, got {type(value).__name__}",
+                source=source,
+                key=f"{where}.{key}",
+            )
+
+
+_TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+
+
+def _hints(factory: Any) -> dict[str, Any]:
+    target = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        return {}
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether an option value fits a factory's type hint (a hint we cannot check: yes)."""
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    target = origin or hint
+    if not isinstance(target, type):
+        return True  # Literal, a TypeVar, ...: the factory checks
+    if isinstance(value, bool) and target in (int, float):
+        return False
+    if target is float:
+        return isinstance(value, int | float)
+    try:
+        return isinstance(value, target)
+    except TypeError:
+        return True
