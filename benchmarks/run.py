@@ -48,7 +48,7 @@ from workload import completed_values, created_values, png_bytes, run_tag  # noq
 import veritas_store as vs  # noqa: E402
 
 PG_URL = os.environ.get("VERITAS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-SECTIONS = ("lifecycle", "read", "screenshots", "fanout", "memory")
+SECTIONS = ("lifecycle", "read", "screenshots", "fanout", "async", "memory")
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -514,6 +514,111 @@ def bench_fanout(report: Report, quick: bool, workdir: Path) -> None:
             )
 
 
+def bench_async(report: Report, quick: bool, workdir: Path) -> None:
+    """The async API against the sync one on the lifecycle: SQLite, then PostgreSQL."""
+    async_lifecycles(report, "sqlite", sql_audits(f"sqlite:///{workdir / 'async.db'}"),
+                     *((3, 50) if quick else (15, 100)))  # fmt: skip
+    problem = pg_reachable()
+    if problem is not None:
+        report.add(Row("async lifecycle postgresql", "skipped", f"PostgreSQL: {problem}"))
+        return
+    prefix = f"bench{run_tag()}_"
+    try:
+        async_lifecycles(report, "postgresql", sql_audits(PG_URL, table_prefix=prefix),
+                         *((2, 30) if quick else (7, 50)))  # fmt: skip
+    finally:
+        with vs.open_stores({"audits": sql_audits(PG_URL, table_prefix=prefix)}) as stores:
+            pg = stores.audits.backends["sql"]
+            pg.metadata.drop_all(pg.engine)
+            pg.engine.dispose()
+
+
+def async_lifecycles(
+    report: Report, label: str, audits: dict[str, Any], rounds: int, ops: int, tasks: int = 50
+) -> None:
+    """One task awaiting lifecycles one after another, then ``tasks`` tasks sharing them, each
+    against the sync API on the same database; rounds of whole batches, order rotating."""
+    import asyncio
+
+    from veritas_store.aio import open_async_stores
+
+    tag = run_tag()
+    config = {
+        "audits": audits,
+        "blobs": {"backends": {"memory": {"type": "memory"}}},
+        "journal": False,  # one audit backend: nothing to journal anyway
+    }
+    sync = vs.open_stores(config)
+
+    async def alifecycle(audits: Any, audit_id: str) -> None:
+        audit = vs.Audit(**created_values(audit_id))
+        await audits.create(audit)
+        done = completed_values(audit_id)
+        done["findings"] = [vs.Finding(**f) for f in done["findings"]]
+        done["screenshots"] = [vs.Screenshot(**s) for s in done["screenshots"]]
+        await audits.update(attrs.evolve(audit, **done))
+        await audits.get(audit_id)
+
+    async def measure() -> dict[str, list[float]]:
+        async with open_async_stores(config) as stores:
+
+            async def sync_api(r: int) -> None:  # the sync API, called as a sync caller would
+                for i in range(ops):
+                    lifecycle(sync.audits, f"{tag}-sync-{r}-{i}")
+
+            async def one_task(r: int) -> None:
+                for i in range(ops):
+                    await alifecycle(stores.audits, f"{tag}-one-{r}-{i}")
+
+            async def many_tasks(r: int) -> None:
+                async def task(t: int) -> None:
+                    for i in range(t, ops, tasks):
+                        await alifecycle(stores.audits, f"{tag}-many-{r}-{i}")
+
+                await asyncio.gather(*(task(t) for t in range(tasks)))
+
+            variants = {"sync": sync_api, "one": one_task, "many": many_tasks}
+            names = list(variants)
+            seconds: dict[str, list[float]] = {name: [] for name in names}
+            for r in range(rounds + 1):
+                for name in names[r % len(names) :] + names[: r % len(names)]:
+                    start = time.perf_counter()
+                    await variants[name](r)
+                    if r:
+                        seconds[name].append((time.perf_counter() - start) / ops)
+            return seconds
+
+    try:
+        seconds = asyncio.run(measure())
+    finally:
+        sync.close()
+    one = speed_ratio(seconds["one"], seconds["sync"])
+    target, passed = at_least(one, 0.7)
+    one_rate = rate(1 / typical(seconds["one"]))
+    report.add(
+        Row(
+            f"async lifecycle {label}, 1 task",
+            one_rate,
+            f"sync API {rate(1 / typical(seconds['sync']))}",
+            one,
+            target,
+            passed,
+        )
+    )
+    many = speed_ratio(seconds["many"], seconds["one"])
+    report.add(
+        Row(
+            f"async lifecycle {label}, {tasks} tasks",
+            rate(1 / typical(seconds["many"])),
+            f"async, 1 task {one_rate}",
+            many,
+            "> 1.00x",
+            many > 1,
+            note=f"{speed_ratio(seconds['many'], seconds['sync']):.2f}x the sync API",
+        )
+    )
+
+
 def bench_memory(report: Report, quick: bool, workdir: Path) -> None:
     count = 20_000 if quick else 100_000
     probe = HERE / "memory_probe.py"
@@ -544,6 +649,7 @@ BENCHES = {
     "read": bench_read,
     "screenshots": bench_screenshots,
     "fanout": bench_fanout,
+    "async": bench_async,
     "memory": bench_memory,
 }
 
