@@ -458,6 +458,13 @@ class SqlAuditStore:
 
         # A single StaticPool connection must not be used by two threads at once.
         self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
+        # SQLite has one writer at a time. Threads of this process queue for it on a lock here,
+        # handed over at once; waiting in SQLite's busy handler instead sleeps 1, 2, 5, 10...
+        # ms between tries, which with many threads (the async API has 16) costs more than the
+        # writes. Other processes still wait in the busy handler (busy_timeout).
+        self._write_lock: AbstractContextManager[Any] = (
+            threading.Lock() if sqlite and not memory else self._lock
+        )
         self._sqlite = sqlite
         if sqlite:
             self._tune_sqlite(busy_timeout)
@@ -596,15 +603,16 @@ class SqlAuditStore:
         dispatch = engine.dispatch
         if engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
             return self._through_sqlalchemy(write)
+        lock = self._write_lock if write else self._lock
         if self._sqlite:
-            return _DirectTransaction(
-                engine, self._lock, "BEGIN IMMEDIATE" if write else "BEGIN", snapshot=False
-            )
-        return _DirectTransaction(engine, self._lock, None, snapshot=not write)
+            begin = "BEGIN IMMEDIATE" if write else "BEGIN"
+            return _DirectTransaction(engine, lock, begin, snapshot=False)
+        return _DirectTransaction(engine, lock, None, snapshot=not write)
 
     @contextmanager
     def _through_sqlalchemy(self, write: bool) -> Iterator[_Runner]:
-        with self._lock, (self._writer if write else self._reader).begin() as conn:
+        lock = self._write_lock if write else self._lock
+        with lock, (self._writer if write else self._reader).begin() as conn:
             yield _SqlAlchemyRunner(conn)
 
     # --- schema versions (vs.SchemaManaged: what `veritas-store db` calls) -----------------
