@@ -76,14 +76,19 @@ def _drop_empty(options: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Turn fsspec's listing cache off for remote object stores unless the options say.
+    """Defaults for shared object stores, where the options leave them unsaid.
 
-    Other processes write to the same bucket, and a cached listing (filled by one thread's
-    ``list()`` while another writes) would make ``exists()`` or ``get()`` miss a fresh blob.
+    The listing cache is off: other processes write to the same bucket, and a cached listing
+    (filled by one thread's ``list()`` while another writes) would make ``exists()`` or
+    ``get()`` miss a fresh blob. S3 with a region presigns with SigV4 (below).
     """
-    if "use_listings_cache" in options or "::" in url:
+    if "::" in url:
         return options
     protocol, _ = split_protocol(url)
+    if protocol in _DIALECTS and _DIALECTS[protocol] is _S3:
+        options = _sigv4_when_regional(options)
+    if "use_listings_cache" in options:
+        return options
     try:
         cls = fsspec.get_filesystem_class(protocol or "file")
     except (ValueError, ImportError):
@@ -91,6 +96,22 @@ def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
     if issubclass(cls, AsyncFileSystem):  # s3fs, gcsfs, adlfs, http: they take the option
         return {**options, "use_listings_cache": False}
     return options
+
+
+def _sigv4_when_regional(options: dict[str, Any]) -> dict[str, Any]:
+    """Presign with SigV4 when ``client_kwargs.region_name`` is set.
+
+    botocore presigns S3 URLs with the legacy SigV2 unless told otherwise; SigV4 is what every
+    region accepts (newer ones accept nothing else), and it needs the region. An explicit
+    ``config_kwargs.signature_version`` wins.
+    """
+    client = options.get("client_kwargs")
+    config = options.get("config_kwargs", {})
+    if not isinstance(client, Mapping) or not client.get("region_name"):
+        return options
+    if not isinstance(config, Mapping) or "signature_version" in config:
+        return options
+    return {**options, "config_kwargs": {**config, "signature_version": "s3v4"}}
 
 
 def _is_secret(name: str) -> bool:

@@ -5,6 +5,11 @@ Three normalised tables per ``table_prefix``: ``audits``, ``findings`` and ``scr
 reads back ``==`` to what was written: doubles not floats, datetimes with microseconds, JSON
 for the dict fields, long text where MySQL's TEXT would truncate, and ids compared by code point
 on every database so that keyset pagination agrees with the other backends.
+
+The schema is versioned with Alembic (``sql_schema.py``, migrations in ``sql_migrations/``):
+opening a store creates an empty database at the latest revision and refuses an outdated one
+unless ``auto_upgrade`` is set; ``veritas-store db`` uses ``open_for_migrations`` and the
+``schema_*`` methods.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +32,17 @@ from sqlalchemy.pool import StaticPool
 
 import veritas_store as vs
 
+from .sql_schema import Schema
+
 log = logging.getLogger(__name__)
 
 _MYSQL = ("mysql", "mariadb")
 _PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]{0,31})?")
 _IN_BATCH = 500  # ids per IN (...) when loading children: stays far below every bind limit
+# Pool defaults for server databases. Recycling hourly stays well below MariaDB/MySQL's
+# wait_timeout (8 h) and idle cut-offs of proxies; pre-ping catches the rest.
+_SERVER_POOL = {"pool_size": 5, "max_overflow": 10, "pool_recycle": 3600}
+_MIGRATING: ContextVar[bool] = ContextVar("veritas_sql_migrating", default=False)
 
 # --- column types ---------------------------------------------------------------------------
 
@@ -169,6 +181,7 @@ def _make_engine(
     max_overflow: int | None = None,
     pool_pre_ping: bool = True,
     pool_recycle: int | None = None,
+    auto_upgrade: bool = False,
 ) -> tuple[sa.Engine, URL]:
     """Check every option and make the engine; nothing is created or connected yet."""
     parsed = _parse_url(url)
@@ -180,6 +193,7 @@ def _make_engine(
         )
     _check_bool("echo", echo)
     _check_bool("pool_pre_ping", pool_pre_ping)
+    _check_bool("auto_upgrade", auto_upgrade)
     if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
         raise TypeError(f"busy_timeout must be a number of seconds, got {busy_timeout!r}")
     if not 0 <= busy_timeout < 86_400:
@@ -192,6 +206,8 @@ def _make_engine(
     sqlite = backend == "sqlite"
     memory = sqlite and parsed.database in (None, "", ":memory:")
     options: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping and not memory}
+    if not sqlite:
+        options.update(_SERVER_POOL)
     if pool_recycle is not None:
         options["pool_recycle"] = pool_recycle
     for name, value in (("pool_size", pool_size), ("max_overflow", max_overflow)):
@@ -229,10 +245,11 @@ class SqlAuditStore:
         max_overflow: int | None = None,
         pool_pre_ping: bool = True,
         pool_recycle: int | None = None,
+        auto_upgrade: bool = False,
     ) -> None:
         self._engine, parsed = _make_engine(
             url, table_prefix, echo, busy_timeout, pool_size, max_overflow, pool_pre_ping,
-            pool_recycle,
+            pool_recycle, auto_upgrade,
         )  # fmt: skip
         self._safe_url = parsed.render_as_string(hide_password=True)
         self._prefix = table_prefix
@@ -254,8 +271,29 @@ class SqlAuditStore:
         self._metadata, self._audits, self._findings, self._screenshots = _build_tables(
             table_prefix
         )
-        self._create_tables()
+        self._schema = Schema(
+            self._engine,
+            self._writer,
+            table_prefix,
+            self._metadata,
+            self._lock,
+            f"the audit tables {table_prefix}* in {self._safe_url}",
+        )
+        self._open_schema(auto_upgrade)
         log.debug("opened %r", self)
+
+    @classmethod
+    def open_for_migrations(cls, **options: Any) -> SqlAuditStore:
+        """Open like the constructor, but leave the schema as it is (``veritas-store db``).
+
+        The schema methods work on the store it returns; the record methods need the schema
+        at the latest revision.
+        """
+        token = _MIGRATING.set(True)
+        try:
+            return cls(**options)
+        finally:
+            _MIGRATING.reset(token)
 
     @staticmethod
     def check_options(**options: Any) -> None:
@@ -285,27 +323,20 @@ class SqlAuditStore:
             write = conn.get_execution_options().get("veritas_write", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
-    def _create_tables(self) -> None:
+    def _open_schema(self, auto_upgrade: bool) -> None:
         try:
             with self._lock, self._engine.connect():
                 pass
+            if not _MIGRATING.get():
+                self._schema.ensure(auto_upgrade)
         except sa.exc.DBAPIError as exc:
             self._engine.dispose()
             raise vs.BackendUnavailable(
                 f"cannot open the sql audit store at {self._safe_url}: {exc.orig}"
             ) from exc
-        attempts = len(self._metadata.tables) + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                with self._lock, self._writer.begin() as conn:
-                    self._metadata.create_all(conn)  # checks first: idempotent
-                return
-            except sa.exc.DBAPIError:
-                # Another process created a table between our check and our CREATE (MariaDB
-                # DDL is not transactional): check again; each retry means one more table.
-                if attempt == attempts:
-                    self._engine.dispose()
-                    raise
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     def __repr__(self) -> str:
         return f"SqlAuditStore(url={self._safe_url!r}, table_prefix={self._prefix!r})"
@@ -319,6 +350,20 @@ class SqlAuditStore:
     def metadata(self) -> sa.MetaData:
         """The tables of this store's ``table_prefix``."""
         return self._metadata
+
+    # --- schema versions (vs.SchemaManaged: what `veritas-store db` calls) -----------------
+
+    def schema_current(self) -> dict[str, Any]:
+        """The schema's state (empty, current, outdated, unversioned, ahead) and revisions."""
+        return {"table_prefix": self._prefix, **self._schema.current()}
+
+    def schema_history(self) -> list[dict[str, Any]]:
+        """Every migration, oldest first, marked ``applied`` up to the database's revision."""
+        return self._schema.history()
+
+    def schema_upgrade(self) -> dict[str, Any]:
+        """Run the migrations up to the latest revision (under a lock; a no-op when current)."""
+        return self._schema.upgrade()
 
     # --- the AuditStore protocol ----------------------------------------------------------
 
@@ -373,9 +418,9 @@ class SqlAuditStore:
             query = query.where(c.status == status.value)
         if cursor is not None:  # keyset: strictly after the previous page's last item
             at, last_id = vs.decode_cursor(cursor)
-            query = query.where(
-                sa.or_(c.created_at < at, sa.and_(c.created_at == at, c.id < last_id))
-            )
+            # "created_at <= at" is what lets every database seek in the index to the cursor
+            # (an OR alone makes some scan from the newest row); the rest drops ties before it.
+            query = query.where(c.created_at <= at, sa.or_(c.created_at < at, c.id < last_id))
         with self._lock, self._reader.begin() as conn:
             rows = conn.execute(query.limit(limit + 1)).mappings().all()  # +1: is there more?
             items = self._load(conn, rows[:limit])

@@ -164,7 +164,8 @@ def test_missing_audits_section_takes_the_embedded_default(clean_env, monkeypatc
     assert list(cfg.audits.backends) == ["sql", "memory"]
     assert cfg.audits.read_order == ("sql", "memory")
     assert cfg.audits.backends["sql"].options == {
-        "url": f"sqlite:///{clean_env / 'veritas-data' / 'audits.db'}"
+        "url": f"sqlite:///{clean_env / 'veritas-data' / 'audits.db'}",
+        "auto_upgrade": True,
     }
     assert cfg.audits.backends["sql"].enabled is True
     monkeypatch.setenv("USE_DB_PERSISTENCE", "off")  # the default's ${...} is expanded too

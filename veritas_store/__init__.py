@@ -17,6 +17,7 @@ from .errors import (
     InvalidRecord,
     NotAttempted,
     PluginError,
+    SchemaError,
     VeritasStoreError,
     WriteError,
 )
@@ -36,7 +37,7 @@ from .model import (
     validate_limit,
     validate_status,
 )
-from .protocols import AuditStore, BlobStore
+from .protocols import AuditStore, BlobStore, SchemaManaged
 
 __all__ = [
     "Audit",
@@ -59,6 +60,8 @@ __all__ = [
     "InvalidRecord",
     "NotAttempted",
     "PluginError",
+    "SchemaError",
+    "SchemaManaged",
     "Screenshot",
     "ScreenshotStorage",
     "Stores",

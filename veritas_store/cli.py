@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -30,11 +31,12 @@ from rich.table import Table
 from rich.text import Text
 
 from . import sync
-from .config import Config, load_config, redact
+from .config import BackendConfig, Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
 from .journal import read_stats
 from .model import AuditStatus
 from .plugins import PluginRegistry, get_registry
+from .protocols import SchemaManaged
 from .repair import pending
 from .repair import repair as run_repair
 from .stores import check_section, factory_for, open_backend, open_stores
@@ -274,6 +276,10 @@ def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict
         else:
             store.exists("veritas-health-check")
         row.update(status="ok", detail=_describe(backend.options))
+        if isinstance(store, SchemaManaged):  # it opened, so its schema is current
+            schema = store.schema_current()
+            row["schema"] = schema
+            row["detail"] += f" (schema {schema['revision']})"
     except ConfigError:
         raise  # a rejected option value is a config error (exit 2), not an unhealthy backend
     except Exception as exc:
@@ -333,22 +339,203 @@ def _describe(options: dict[str, Any]) -> str:
     return ""
 
 
+def _per_process(backend: BackendConfig) -> bool:
+    """A backend whose data lives in this process only: the memory type, or an in-memory URL
+    (``memory://...``, an in-memory SQLite database) of any type."""
+    if backend.type == PERSISTENT_HINT:
+        return True
+    url = backend.options.get("url")
+    return isinstance(url, str) and bool(_IN_MEMORY_URL.match(url))
+
+
+_IN_MEMORY_URL = re.compile(r"memory://|sqlite(\+\w+)?://(/:memory:)?(\?.*)?$")
+
+
 def _read_order_warnings(cfg: Config) -> list[str]:
     """A per-process backend read before a shared one serves stale data across processes."""
     warnings = []
     for kind in ("audits", "blobs"):
         section = cfg.section(kind)
         order = [section.backends[n] for n in section.effective_read_order()]
-        shared_after = [b.name for b in order if b.type != PERSISTENT_HINT]
         for i, b in enumerate(order):
-            if b.type == PERSISTENT_HINT and any(o.type != PERSISTENT_HINT for o in order[i + 1 :]):
+            shared_after = [o.name for o in order[i + 1 :] if not _per_process(o)]
+            if _per_process(b) and shared_after:
                 warnings.append(
-                    f"[{kind}] the per-process memory backend {b.name!r} is read before "
+                    f"[{kind}] the per-process backend {b.name!r} is read before "
                     f"{', '.join(repr(n) for n in shared_after)}: with several processes, reads "
                     "can be stale; put shared backends first in read_order"
                 )
                 break
     return warnings
+
+
+# --- db: schema migrations -------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations of the backends with a versioned schema (every enabled sql backend)."""
+
+
+def _schema_targets(cfg: Config, registry: PluginRegistry, only: str | None) -> tuple[list, list]:
+    """(kind, name, factory) of the backends to act on, and the enabled ones without a schema.
+
+    A backend type takes part when its factory has ``open_for_migrations`` (see
+    ``veritas_store.SchemaManaged``); the CLI knows nothing else about it.
+    """
+    for kind in ("audits", "blobs"):
+        check_section(cfg, kind, registry)
+    found = [
+        (kind, b)
+        for kind in ("audits", "blobs")
+        for b in cfg.section(kind).backends.values()
+        if only is None or b.name == only
+    ]
+    if only is not None and not found:
+        declared = sorted({n for k in ("audits", "blobs") for n in cfg.section(k).backends})
+        raise ConfigError(
+            f"--backend {only!r} is not a backend of this config (declared: {', '.join(declared)})",
+            source=cfg.source,
+        )
+    targets, skipped = [], []
+    for kind, b in found:
+        factory = factory_for(cfg, kind, b.name, registry)
+        has_schema = callable(getattr(factory, "open_for_migrations", None))
+        if only is not None and not b.enabled:
+            raise ConfigError(f"backend {only!r} is disabled", source=cfg.source)
+        if only is not None and not has_schema:
+            raise ConfigError(
+                f"backend {only!r} (type {b.type!r}) has no versioned schema to manage",
+                source=cfg.source,
+            )
+        if not b.enabled:
+            continue
+        if has_schema:
+            targets.append((kind, b.name, factory))
+        else:
+            skipped.append({"section": kind, "backend": b.name, "type": b.type})
+    return targets, skipped
+
+
+def _each_schema(
+    config_path: str | None, only: str | None, action: Callable[[SchemaManaged], Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run ``action`` on every targeted backend, opened without its schema check."""
+    cfg = load_config(config_path)
+    targets, skipped = _schema_targets(cfg, get_registry(), only)
+    results = []
+    for kind, name, factory in targets:
+        row: dict[str, Any] = {"section": kind, "backend": name}
+        store = None
+        try:
+            store = open_backend(cfg, kind, name, factory, opener=factory.open_for_migrations)
+            if not isinstance(store, SchemaManaged):
+                raise PluginError(f"{type(store).__name__} lacks the schema_* methods")
+            row["result"] = action(store)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            row["error"] = redact(f"{type(exc).__name__}: {exc}")
+        finally:
+            if store is not None:
+                store.close()
+        results.append(row)
+    return results, skipped
+
+
+def _report_schema(results: list, skipped: list, as_json: bool, render: Callable) -> None:
+    if as_json:
+        _emit_json({"backends": results, "skipped": skipped})
+    else:
+        if not results:
+            console.print("No enabled backend has a versioned schema.", highlight=False)
+        render([r for r in results if "result" in r])
+        for s in skipped:
+            console.print(
+                Text(f"skipped {s['section']}.{s['backend']} (type {s['type']}): no schema")
+            )
+        for r in results:
+            if "error" in r:
+                err_console.print(
+                    f"[bold red]error:[/] {escape(r['section'])}.{escape(r['backend'])}: "
+                    f"{escape(r['error'])}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+    if any("error" in r for r in results):
+        sys.exit(1)
+
+
+_BACKEND_OPTION = click.option(
+    "--backend", "only", default=None, help="Only this backend (by its config name)."
+)
+_JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@db.command(name="current")
+@with_config
+@_BACKEND_OPTION
+@_JSON_OPTION
+def db_current(config_path: str | None, only: str | None, as_json: bool) -> None:
+    """Show each backend's schema revision and whether it is up to date."""
+    results, skipped = _each_schema(config_path, only, lambda store: store.schema_current())
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        columns = ["section", "backend", "state", "revision", "latest"]
+        table_rows = [
+            [r["section"], r["backend"], r["result"]["state"], r["result"]["revision"],
+             r["result"]["head"]]
+            for r in rows
+        ]  # fmt: skip
+        console.print(_table("Schema", columns, table_rows))
+
+    _report_schema(results, skipped, as_json, render)
+
+
+@db.command(name="history")
+@with_config
+@_BACKEND_OPTION
+@_JSON_OPTION
+def db_history(config_path: str | None, only: str | None, as_json: bool) -> None:
+    """List the migrations, oldest first, and which each backend has applied."""
+    results, skipped = _each_schema(config_path, only, lambda store: store.schema_history())
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            columns = ["revision", "after", "applied", "description"]
+            table_rows = [
+                [h["revision"], h["down_revision"], _yes(h["applied"]), h["description"]]
+                for h in r["result"]
+            ]
+            console.print(
+                _table(f"Migrations of {r['section']}.{r['backend']}", columns, table_rows)
+            )
+
+    _report_schema(results, skipped, as_json, render)
+
+
+@db.command(name="upgrade")
+@with_config
+@_BACKEND_OPTION
+@_JSON_OPTION
+def db_upgrade(config_path: str | None, only: str | None, as_json: bool) -> None:
+    """Upgrade each backend's schema to the latest revision (safe to run on every deploy)."""
+    results, skipped = _each_schema(config_path, only, lambda store: store.schema_upgrade())
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            res = r["result"]
+            if not res["changed"]:
+                what = f"already at {res['to']}"
+            elif res["before"] == "empty":
+                what = f"created at {res['to']}"
+            elif res["before"] == "unversioned":
+                what = f"adopted (tables made before migrations) and upgraded to {res['to']}"
+            else:
+                what = f"upgraded from {res['from']} to {res['to']}"
+            console.print(Text(f"{r['section']}.{r['backend']}: {what}"))
+
+    _report_schema(results, skipped, as_json, render)
 
 
 @main.command()
@@ -530,10 +717,10 @@ def _refuse_per_process(cfg: Config, names: list[str]) -> None:
     for kind in ("audits", "blobs"):
         for name in names:
             backend = cfg.section(kind).backends.get(name)
-            if backend is not None and backend.type == PERSISTENT_HINT:
+            if backend is not None and _per_process(backend):
                 raise ConfigError(
-                    f"{name!r} is a memory backend: it lives in one process's memory, so this "
-                    "command would only see its own empty copy",
+                    f"{name!r} is an in-memory backend: it lives in one process's memory, so "
+                    "this command would only see its own empty copy",
                     source=cfg.source,
                     key=f"{kind}.backends.{name}",
                 )
@@ -678,7 +865,7 @@ def verify(
             source,
             target,
             max_details=max_diffs,
-            skip_types=(PERSISTENT_HINT,),
+            skip=_per_process,
             progress=_progress_callback(bar),
         )
     clean = all(r.clean for r in reports)

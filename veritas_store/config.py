@@ -53,7 +53,7 @@ def redact(value: Any) -> Any:
     return value
 
 
-_SECRET_KEY = re.compile(r"pass|secret|token|credential|(^|_)key$", re.IGNORECASE)
+_SECRET_KEY = re.compile(r"pass|secret|token|credential|access_key|(^|_)key$", re.IGNORECASE)
 
 
 @attrs.frozen

@@ -91,6 +91,12 @@ class BackendUnavailable(VeritasStoreError):
         super().__init__(message)
 
 
+class SchemaError(VeritasStoreError):
+    """A backend's stored schema is not the one this code works with (outdated, newer, or not
+    recognisable). The message says which database and what to run, e.g. ``veritas-store db
+    upgrade``."""
+
+
 __all__ = [
     "AuditExists",
     "AuditNotFound",
@@ -104,6 +110,7 @@ __all__ = [
     "InvalidRecord",
     "NotAttempted",
     "PluginError",
+    "SchemaError",
     "VeritasStoreError",
     "WriteError",
 ]

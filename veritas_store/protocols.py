@@ -7,7 +7,7 @@ backend used on its own is as safe as one inside a composite.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .model import Audit, AuditPage, AuditStatus, BlobInfo
 
@@ -57,3 +57,22 @@ class BlobStore(Protocol):
         """A URL to read the blob; ``NotImplementedError`` if the backend cannot make one."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SchemaManaged(Protocol):
+    """Optional, for a backend with a versioned schema (the built-in ``sql``): what
+    ``veritas-store db`` calls. Its factory also has ``open_for_migrations(**options)``, which
+    opens the store like the factory does but without refusing an outdated schema (and without
+    creating one), so that ``db upgrade`` can run. See docs/deploy.md."""
+
+    def schema_current(self) -> dict[str, Any]:
+        """``{"state", "revision", "head", ...}``; state is ``empty``, ``current``,
+        ``outdated``, ``unversioned`` or ``ahead``."""
+
+    def schema_history(self) -> list[dict[str, Any]]:
+        """Every revision, oldest first: ``{"revision", "down_revision", "description",
+        "applied", "head"}``."""
+
+    def schema_upgrade(self) -> dict[str, Any]:
+        """Upgrade to the latest revision: ``{"before", "from", "to", "changed"}``."""

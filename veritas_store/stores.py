@@ -18,7 +18,7 @@ from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
-from .errors import BackendUnavailable, ConfigError
+from .errors import BackendUnavailable, ConfigError, SchemaError
 from .journal import Journal
 from .locks import KeyedLocks
 from .plugins import PluginRegistry, get_registry
@@ -168,12 +168,16 @@ def open_section(
     return members
 
 
-def open_backend(cfg: Config, kind: str, name: str, factory: Any) -> Any:
+def open_backend(cfg: Config, kind: str, name: str, factory: Any, opener: Any = None) -> Any:
+    """Open one backend: ``factory(**options)``, or ``opener(**options)`` when given (an
+    alternative constructor that takes the same options, e.g. ``open_for_migrations``)."""
     backend = cfg.section(kind).backends[name]
     where = f"{kind}.backends.{name}"
     options = _coerced_options(factory, backend.options, cfg.source, where)
     try:
-        return factory(**options)
+        return (opener or factory)(**options)
+    except SchemaError as exc:  # already says which database and what to run
+        raise SchemaError(f"{kind} backend {name!r}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"invalid options: {redact(str(exc))}", source=cfg.source, key=where
