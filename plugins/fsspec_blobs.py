@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
+from fsspec import AbstractFileSystem
 from fsspec.asyn import AsyncFileSystem
 from fsspec.core import split_protocol
 from fsspec.implementations.local import LocalFileSystem
@@ -205,6 +206,12 @@ class FsspecBlobStore:
             self._find_takes_prefix = "prefix" in inspect.signature(fs.find).parameters
         except (TypeError, ValueError):
             self._find_takes_prefix = False
+        # URLs: file:// locally, and wherever the filesystem can sign (s3fs presigns);
+        # fsspec's base class (memory://, ...) raises NotImplementedError from sign().
+        can_sign = self._local or type(fs).sign is not AbstractFileSystem.sign
+        self.capabilities = frozenset(
+            {vs.Capability.LIST, vs.Capability.URLS} if can_sign else {vs.Capability.LIST}
+        )
 
     @staticmethod
     def check_options(url: str, storage_options: Mapping[str, Any] | None = None) -> None:

@@ -12,6 +12,8 @@ import veritas_store as vs
 
 
 class MemoryAuditStore:
+    capabilities = frozenset({vs.Capability.LIST})
+
     def __init__(self) -> None:
         self._audits: dict[str, vs.Audit] = {}
         self._lock = threading.Lock()
@@ -54,6 +56,8 @@ class MemoryAuditStore:
 
 
 class MemoryBlobStore:
+    capabilities = frozenset({vs.Capability.LIST})  # no URLS: nothing outside can read memory
+
     def __init__(self) -> None:
         self._blobs: dict[str, tuple[bytes, str | None]] = {}
         self._lock = threading.Lock()

@@ -205,6 +205,7 @@ def _engine_args(
     backend = parsed.get_backend_name()
     sqlite = backend == "sqlite"
     memory = sqlite and parsed.database in (None, "", ":memory:")
+    _check_bool("auto_upgrade", auto_upgrade)
     options: dict[str, Any] = {"echo": echo, "pool_pre_ping": pool_pre_ping and not memory}
     if not sqlite:
         options.update(_SERVER_POOL)
@@ -239,6 +240,8 @@ def _safe(url: URL) -> str:
 
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
+
+    capabilities = frozenset({vs.Capability.LIST})
 
     def __init__(
         self,

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from veritas_store.plugins import reset_registry
 
 PG_URL = os.environ.get("VERITAS_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get(
@@ -155,3 +161,72 @@ def private_pg():
         need_service("a private PostgreSQL cluster (initdb and pg_ctl as user postgres)", exc)
     yield cluster
     cluster.destroy()
+
+
+# -- plugin packages, installed for real -----------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_PLUGIN = REPO / "examples" / "veritas-store-jsonfolder"
+BROKEN_PLUGINS = [
+    REPO / "tests" / "plugin_dists" / "veritas-store-broken-import",
+    REPO / "tests" / "plugin_dists" / "veritas-store-misspelled",
+]
+
+
+def pip_install_target(workdir: Path, *projects: Path) -> Path:
+    """``pip install --no-deps --target`` the projects (copied first: builds leave files)."""
+    sources = []
+    for project in projects:
+        copy = workdir / "src" / project.name
+        shutil.copytree(
+            project, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        )
+        sources.append(str(copy))
+    target = workdir / "site"
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+    command += ["--disable-pip-version-check", "--target", str(target)]
+    # Without build isolation it takes a second (setuptools comes with the dev extra); with it,
+    # pip first downloads setuptools into a fresh build environment.
+    for isolation in (["--no-build-isolation"], []):
+        result = subprocess.run(
+            [*command, *isolation, *sources], capture_output=True, text=True, timeout=600
+        )
+        if result.returncode == 0:
+            return target
+    need_service("pip, to install plugin packages", result.stderr[-3000:])
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the example plugin veritas-store-jsonfolder installed in it."""
+    return pip_install_target(tmp_path_factory.mktemp("example-plugin"), EXAMPLE_PLUGIN)
+
+
+@pytest.fixture(scope="session")
+def broken_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the deliberately broken plugin packages of tests/plugin_dists."""
+    return pip_install_target(tmp_path_factory.mktemp("broken-plugins"), *BROKEN_PLUGINS)
+
+
+@contextlib.contextmanager
+def plugins_on_path(*sites: Path) -> Iterator[None]:
+    """Make the plugins installed in ``sites`` visible to this process's plugin registry."""
+    saved = list(sys.path)
+    sys.path[:0] = [str(site) for site in sites]
+    importlib.invalidate_caches()
+    reset_registry()
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+        roots = tuple(str(site) for site in sites)
+        for name, module in list(sys.modules.items()):
+            if (getattr(module, "__file__", None) or "").startswith(roots):
+                del sys.modules[name]
+        importlib.invalidate_caches()
+        reset_registry()
+
+
+def pythonpath(*sites: Path) -> str:
+    return os.pathsep.join(str(site) for site in sites)

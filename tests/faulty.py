@@ -27,7 +27,9 @@ it from a config dict like any other backend::
 Options of the ``faulty`` type: ``inner`` (a registered backend type of the same kind, default
 ``memory``), ``fail_on`` (operation names), ``error`` (a builtin exception's name, an exception
 class or an instance; default ``ConnectionError``), ``times`` (fail only the next N calls of the
-failing operations; default: until healed). Every other option goes to the inner backend.
+failing operations; default: until healed), ``capabilities`` (declare these instead of the
+inner backend's declaration: a list becomes a frozenset, anything else is kept as given, to
+test a broken declaration). Every other option goes to the inner backend.
 """
 
 from __future__ import annotations
@@ -209,6 +211,7 @@ class FaultyPlugin:
             error: str = "ConnectionError",
             times: int | None = None,
             hang_on: Iterable[str] = (),
+            capabilities: Any = None,
             **inner_options: Any,
         ) -> FaultyStore:
             if inner == "faulty":
@@ -219,6 +222,11 @@ class FaultyPlugin:
             store = FaultyStore(backend_type.factory(**inner_options), fail_on, error, times)
             if hang_on:
                 store.hang(*hang_on)
+            if capabilities is not None:
+                declared = (
+                    frozenset(capabilities) if isinstance(capabilities, list) else capabilities
+                )
+                store.capabilities = declared  # shadows the inner backend's declaration
             self.instances.append(store)
             return store
 

@@ -816,3 +816,105 @@ def test_eight_threads_hammering_a_composite_lose_nothing(tmp_path: Path, backen
                 t, i = audit.id[1:].split("-")
                 assert store.get(f"{audit.id}/0000.png") == f"{t}:{i}".encode()
     assert len(os.listdir(tmp_path / "blobs")) == threads * per_thread
+
+
+# -- capabilities: declared, never guessed -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("blobs", "expected"),
+    [
+        ({"m": memory()}, {vs.Capability.LIST}),
+        ({"m": memory(), "disk": local(Path("blobs"))}, {vs.Capability.LIST, vs.Capability.URLS}),
+        ({"m": memory(), "mm": {"type": "fsspec", "url": "memory://caps"}}, {vs.Capability.LIST}),
+        ({"none": faulty("memory", capabilities=[])}, set()),
+        ({"extra": faulty("memory", capabilities=["list", "native_async", "x"])}, {"list"}),
+    ],
+)
+def test_composite_capabilities_come_from_its_backends(
+    blobs: dict[str, Any], expected: set[str]
+) -> None:
+    with open_with(config({"mem": memory()}, blobs)) as stores:
+        assert stores.blobs.capabilities == expected
+        assert vs.capabilities_of(stores.blobs) == expected
+        assert stores.audits.capabilities == {vs.Capability.LIST}
+
+
+def test_url_asks_only_backends_that_declare_urls(tmp_path: Path) -> None:
+    # "quiet" could make file:// URLs, but does not declare it: it is never asked
+    cfg = config(
+        {"mem": memory()},
+        {
+            "quiet": faulty("fsspec", url=str(tmp_path / "quiet"), capabilities=["list"]),
+            "disk": local(tmp_path / "disk"),
+        },
+    )
+    with open_with(cfg) as stores:
+        quiet = stores.blobs.backends["quiet"]
+        stores.blobs.put("u/both.png", b"1")
+        assert stores.blobs.url("u/both.png") == (tmp_path / "disk" / "u" / "both.png").as_uri()
+        quiet.put("u/quiet.png", b"2")
+        with pytest.raises(NotImplementedError, match="quiet"):
+            stores.blobs.url("u/quiet.png")
+        assert quiet.calls["url"] == 0
+
+
+def test_url_with_no_backend_declaring_urls_asks_none(tmp_path: Path) -> None:
+    cfg = config({"mem": memory()}, {"a": faulty("memory"), "b": faulty("memory")})
+    with open_with(cfg) as stores:
+        stores.blobs.put("u/x.png", b"1")
+        with pytest.raises(NotImplementedError, match="none of the blob backends"):
+            stores.blobs.url("u/x.png")
+        for backend in stores.blobs.backends.values():
+            assert (backend.calls["url"], backend.calls["exists"]) == (0, 0)
+        with pytest.raises(ValueError):  # the caller's mistake is still reported first
+            stores.blobs.url("u/x.png", expires=0)
+
+
+def test_list_asks_only_backends_that_declare_list(tmp_path: Path) -> None:
+    cfg = config(
+        {"blind": faulty("memory", capabilities=[]), "mem": memory()},
+        {"bblind": faulty("memory", capabilities=[]), "bmem": memory()},
+    )
+    with open_with(cfg) as stores:
+        stores.audits.create(sample_audit("listed"))
+        stores.blobs.put("k/1", b"1")
+        assert [a.id for a in stores.audits.list().items] == ["listed"]
+        assert list(stores.blobs.list("k/")) == ["k/1"]
+        assert stores.audits.backends["blind"].calls["list"] == 0
+        assert stores.blobs.backends["bblind"].calls["list"] == 0
+        # the unlisted backend is still read from and written to
+        assert stores.audits.get_with_source("listed")[1] == "blind"
+
+
+def test_list_with_no_backend_declaring_list_is_not_implemented() -> None:
+    cfg = config(
+        {"blind": faulty("memory", capabilities=[])}, {"b": faulty("memory", capabilities=[])}
+    )
+    with open_with(cfg) as stores:
+        assert stores.audits.capabilities == frozenset()
+        with pytest.raises(NotImplementedError, match="none of the audits backends can list"):
+            stores.audits.list()
+        with pytest.raises(NotImplementedError, match="none of the blobs backends can list"):
+            stores.blobs.list()
+
+
+def test_a_malformed_declaration_is_a_plugin_error_and_nothing_stays_open(tmp_path: Path) -> None:
+    plugin = FaultyPlugin()
+    cfg = config({"ok": faulty("memory"), "bad": faulty("memory", capabilities="list")})
+    with pytest.raises(vs.PluginError, match=r"'faulty'.*capabilities must be a frozenset"):
+        vs.open_stores(cfg, plugins=[plugin])
+    assert len(plugin.instances) == 2
+    assert all(store.calls["close"] == 1 for store in plugin.instances)
+
+
+def test_check_does_not_list_a_backend_that_cannot() -> None:
+    from veritas_store.cli import _health
+    from veritas_store.config import load_config
+    from veritas_store.stores import registry_with
+
+    blind = faulty("memory", capabilities=[], fail_on=["list"])  # list() would fail the check
+    cfg = load_config(config({"blind": blind, "lister": faulty("memory", fail_on=["list"])}))
+    registry = registry_with([FaultyPlugin()])
+    assert _health(cfg, registry, "audits", "blind")["status"] == "ok"
+    assert _health(cfg, registry, "audits", "lister")["status"] == "error"  # it was asked

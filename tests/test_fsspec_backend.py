@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import veritas_store as vs
-from veritas_store.testing import BAD_KEYS, BlobStoreContract
+from veritas_store.testing import BAD_KEYS
 from veritas_store_plugins.fsspec_blobs import FsspecBlobStore, register_blob_backends
 
 try:  # tests/ as a package or as a plain folder on sys.path
@@ -100,12 +100,7 @@ def store(place: Place) -> Iterator[FsspecBlobStore]:
     store.close()
 
 
-class TestFsspecBlobStoreContract(BlobStoreContract):
-    """The conformance kit, on each filesystem."""
-
-    @pytest.fixture
-    def blob_store(self, store: FsspecBlobStore) -> FsspecBlobStore:
-        return store
+# The conformance kit runs on local disk, memory:// and S3 in test_backend_contracts.py.
 
 
 # --- reading and writing ----------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""The memory backends, and composites of them, pass the conformance kit."""
+"""The memory backends, and composites of them opened from a config dict, pass the kit."""
 
 import pytest
 
-from veritas_store.composite import CompositeAuditStore, CompositeBlobStore, Member
+import veritas_store as vs
 from veritas_store.testing import AuditStoreContract, BlobStoreContract
 from veritas_store_plugins.memory import MemoryAuditStore, MemoryBlobStore
 
@@ -23,19 +23,20 @@ class TestMemoryBlobStore(BlobStoreContract):
         store.close()
 
 
-class TestCompositeAuditStore(AuditStoreContract):
+def _two_memory_backends():
+    backends = {"a": {"type": "memory"}, "b": {"type": "memory", "required": False}}
+    return {"audits": {"backends": backends}, "blobs": {"backends": backends}}
+
+
+class TestCompositeOfMemoryAudits(AuditStoreContract):
     @pytest.fixture
     def audit_store(self):
-        store = CompositeAuditStore(
-            [Member("a", MemoryAuditStore()), Member("b", MemoryAuditStore(), required=False)]
-        )
-        yield store
-        store.close()
+        with vs.open_stores(_two_memory_backends()) as stores:
+            yield stores.audits
 
 
-class TestCompositeBlobStore(BlobStoreContract):
+class TestCompositeOfMemoryBlobs(BlobStoreContract):
     @pytest.fixture
     def blob_store(self):
-        store = CompositeBlobStore([Member("a", MemoryBlobStore()), Member("b", MemoryBlobStore())])
-        yield store
-        store.close()
+        with vs.open_stores(_two_memory_backends()) as stores:
+            yield stores.blobs

@@ -10,30 +10,50 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aio_support import LoopThread, Synced
 
 import veritas_store as vs
+from veritas_store.aio import AsyncAuditRecorder, open_async_stores
 from veritas_store.demo import DEMO_RESULT, make_png
 
 PNG = make_png(4, 3, (10, 200, 30))
 PNG_DATA_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 
-@pytest.fixture
-def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[vs.Stores]:
+@pytest.fixture(params=["sync", "async"])
+def stores_and_recorder(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[vs.Stores, Any]]:
+    """Every test runs twice: on ``AuditRecorder``, and on ``AsyncAuditRecorder`` through a
+    loop in another thread, so the two cannot drift apart. ``stores`` is the sync view."""
     monkeypatch.chdir(tmp_path)
     cfg = {
         "audits": {"backends": {"db": {"type": "sql", "url": f"sqlite:///{tmp_path}/a.db"},
                                 "mem": {"type": "memory"}}},
         "blobs": {"backends": {"disk": {"type": "fsspec", "url": str(tmp_path / "blobs")},
                                "bmem": {"type": "memory"}}},
-    }
-    with vs.open_stores(cfg) as s:
-        yield s
+    }  # fmt: skip
+    if request.param == "sync":
+        with vs.open_stores(cfg) as s:
+            yield s, vs.AuditRecorder(s)
+        return
+    runner = LoopThread()
+    astores = runner.call(open_async_stores(cfg))
+    try:
+        yield astores.sync, Synced(AsyncAuditRecorder(astores), runner)
+    finally:
+        runner.call(astores.aclose())
+        runner.close()
 
 
 @pytest.fixture
-def recorder(stores: vs.Stores) -> vs.AuditRecorder:
-    return vs.AuditRecorder(stores)
+def stores(stores_and_recorder: tuple[vs.Stores, Any]) -> vs.Stores:
+    return stores_and_recorder[0]
+
+
+@pytest.fixture
+def recorder(stores_and_recorder: tuple[vs.Stores, Any]) -> vs.AuditRecorder:
+    return stores_and_recorder[1]
 
 
 def seed_result(**changes: Any) -> dict[str, Any]:
@@ -87,8 +107,9 @@ def test_started_on_a_queued_audit_keeps_created_at(
 
 def test_completed_records_the_seed_result(stores: vs.Stores, recorder: vs.AuditRecorder) -> None:
     started = recorder.started("rec-2", "https://shop.example")
-    shot = recorder.event("rec-2", {"type": "screenshot", "index": 0, "label": "landing",
-                                    "data": PNG_DATA_URL})
+    shot = recorder.event(
+        "rec-2", {"type": "screenshot", "index": 0, "label": "landing", "data": PNG_DATA_URL}
+    )
     result = seed_result()
     result["dark_pattern_summary"]["findings"][0]["unknown_key"] = "ignored"
     result["dark_pattern_summary"]["findings"][1]["model_version"] = 3
@@ -114,10 +135,24 @@ def test_completed_records_the_seed_result(stores: vs.Stores, recorder: vs.Audit
     assert audit.pages_scanned == 3
     assert audit.elapsed_seconds == 12.5
     assert audit.findings == (
-        vs.Finding("urgency", "fake_countdown", "high", 0.91,
-                   "Countdown timer restarts on every page load", 1, "timer resets from 09:59"),
-        vs.Finding("sneaking", "pre_checked_addon", "medium", 0.78,
-                   "Travel insurance is pre-selected at checkout", 2, None),
+        vs.Finding(
+            "urgency",
+            "fake_countdown",
+            "high",
+            0.91,
+            "Countdown timer restarts on every page load",
+            1,
+            "timer resets from 09:59",
+        ),
+        vs.Finding(
+            "sneaking",
+            "pre_checked_addon",
+            "medium",
+            0.78,
+            "Travel insurance is pre-selected at checkout",
+            2,
+            None,
+        ),
     )
     assert audit.screenshots == (shot,)
     assert stores.screenshots.load("rec-2", 0) == PNG
@@ -127,9 +162,16 @@ def test_completed_with_none_fields_uses_the_defaults(
     stores: vs.Stores, recorder: vs.AuditRecorder
 ) -> None:
     recorder.started("rec-3", "https://x.example")
-    audit = recorder.completed("rec-3", {"trust_score": None, "signal_scores": None,
-                                         "security_results": None, "pages_scanned": None,
-                                         "dark_pattern_summary": None})
+    audit = recorder.completed(
+        "rec-3",
+        {
+            "trust_score": None,
+            "signal_scores": None,
+            "security_results": None,
+            "pages_scanned": None,
+            "dark_pattern_summary": None,
+        },
+    )
     assert stored(stores, "rec-3") == audit
     assert audit.trust_score is None
     assert (audit.signal_scores, audit.security_results, audit.pages_scanned) == ({}, {}, 0)
@@ -200,29 +242,38 @@ def test_screenshot_event_saves_through_screenshot_storage(
     stores: vs.Stores, recorder: vs.AuditRecorder, tmp_path: Path
 ) -> None:
     recorder.started("rec-8", "https://x.example")
-    shot = recorder.event("rec-8", {"type": "screenshot", "index": 1, "label": "checkout",
-                                    "data": PNG_DATA_URL})
+    shot = recorder.event(
+        "rec-8", {"type": "screenshot", "index": 1, "label": "checkout", "data": PNG_DATA_URL}
+    )
     assert shot is not None
     assert (shot.index, shot.label, shot.blob_key, shot.content_type) == (
-        1, "checkout", "rec-8/0001.png", "image/png")
+        1,
+        "checkout",
+        "rec-8/0001.png",
+        "image/png",
+    )
     assert stored(stores, "rec-8").screenshots == (shot,)
     assert (tmp_path / "blobs" / "rec-8" / "0001.png").read_bytes() == PNG
     assert stores.screenshots.load("rec-8", 1) == PNG
 
-    unlabelled = recorder.event("rec-8", {"type": "screenshot", "index": 4,
-                                          "data": base64.b64encode(PNG).decode()})
+    unlabelled = recorder.event(
+        "rec-8", {"type": "screenshot", "index": 4, "data": base64.b64encode(PNG).decode()}
+    )
     assert unlabelled.label == "screenshot 4"
     assert [s.index for s in stored(stores, "rec-8").screenshots] == [1, 4]
 
 
-@pytest.mark.parametrize("event", [
-    {"type": "progress", "percent": 40},
-    {"type": "finding", "category": "urgency"},
-    {"type": "log", "data": PNG_DATA_URL, "index": 0},
-    {"type": "Screenshot", "data": PNG_DATA_URL, "index": 0},
-    {"data": PNG_DATA_URL, "index": 0},
-    {},
-])
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "progress", "percent": 40},
+        {"type": "finding", "category": "urgency"},
+        {"type": "log", "data": PNG_DATA_URL, "index": 0},
+        {"type": "Screenshot", "data": PNG_DATA_URL, "index": 0},
+        {"data": PNG_DATA_URL, "index": 0},
+        {},
+    ],
+)
 def test_other_events_are_ignored(
     stores: vs.Stores, recorder: vs.AuditRecorder, event: dict[str, Any]
 ) -> None:
@@ -236,8 +287,13 @@ def test_other_events_are_ignored(
 
 
 def _finding(**changes: Any) -> dict[str, Any]:
-    finding = {"category": "urgency", "pattern_type": "timer", "severity": "high",
-               "confidence": 0.9, "description": "d"}
+    finding = {
+        "category": "urgency",
+        "pattern_type": "timer",
+        "severity": "high",
+        "confidence": 0.9,
+        "description": "d",
+    }
     finding.update(changes)
     return {k: v for k, v in finding.items() if v is not _DROP}
 
@@ -255,15 +311,17 @@ MALFORMED_RESULTS = {
     "narrative with NUL": seed_result(narrative="a\x00b"),
     "risk_level int": seed_result(risk_level=3),
     "finding without category": seed_result(
-        dark_pattern_summary={"findings": [_finding(), _finding(category=_DROP)]}),
+        dark_pattern_summary={"findings": [_finding(), _finding(category=_DROP)]}
+    ),
     "finding confidence text": seed_result(
-        dark_pattern_summary={"findings": [_finding(confidence="very")]}),
+        dark_pattern_summary={"findings": [_finding(confidence="very")]}
+    ),
     "finding not a dict": seed_result(dark_pattern_summary={"findings": ["urgency"]}),
     "findings not a list": seed_result(dark_pattern_summary={"findings": "urgency"}),
-    "finding severity int": seed_result(
-        dark_pattern_summary={"findings": [_finding(severity=5)]}),
+    "finding severity int": seed_result(dark_pattern_summary={"findings": [_finding(severity=5)]}),
     "finding screenshot_index negative": seed_result(
-        dark_pattern_summary={"findings": [_finding(screenshot_index=-2)]}),
+        dark_pattern_summary={"findings": [_finding(screenshot_index=-2)]}
+    ),
 }
 
 
@@ -301,20 +359,32 @@ def test_a_result_that_is_not_a_dict_is_invalid_record(
 
 
 MALFORMED_EVENTS = {
-    "undecodable data": ({"type": "screenshot", "index": 1, "data": "not base64!!"},
-                         vs.InvalidImage),
-    "data not an image": ({"type": "screenshot", "index": 1,
-                           "data": base64.b64encode(b"plain text").decode()}, vs.InvalidImage),
+    "undecodable data": (
+        {"type": "screenshot", "index": 1, "data": "not base64!!"},
+        vs.InvalidImage,
+    ),
+    "data not an image": (
+        {"type": "screenshot", "index": 1, "data": base64.b64encode(b"plain text").decode()},
+        vs.InvalidImage,
+    ),
     "data missing": ({"type": "screenshot", "index": 1}, vs.InvalidRecord),
     "index missing": ({"type": "screenshot", "data": PNG_DATA_URL}, vs.InvalidRecord),
-    "index text": ({"type": "screenshot", "index": "1", "data": PNG_DATA_URL},
-                   (vs.InvalidKey, vs.InvalidRecord)),
-    "index negative": ({"type": "screenshot", "index": -1, "data": PNG_DATA_URL},
-                       (vs.InvalidKey, vs.InvalidRecord)),
-    "label not text": ({"type": "screenshot", "index": 1, "label": 5, "data": PNG_DATA_URL},
-                       vs.InvalidRecord),
-    "label with NUL": ({"type": "screenshot", "index": 1, "label": "a\x00b",
-                        "data": PNG_DATA_URL}, vs.InvalidRecord),
+    "index text": (
+        {"type": "screenshot", "index": "1", "data": PNG_DATA_URL},
+        (vs.InvalidKey, vs.InvalidRecord),
+    ),
+    "index negative": (
+        {"type": "screenshot", "index": -1, "data": PNG_DATA_URL},
+        (vs.InvalidKey, vs.InvalidRecord),
+    ),
+    "label not text": (
+        {"type": "screenshot", "index": 1, "label": 5, "data": PNG_DATA_URL},
+        vs.InvalidRecord,
+    ),
+    "label with NUL": (
+        {"type": "screenshot", "index": 1, "label": "a\x00b", "data": PNG_DATA_URL},
+        vs.InvalidRecord,
+    ),
     "not a dict": (["screenshot"], vs.InvalidRecord),
 }
 
@@ -364,8 +434,10 @@ def test_a_full_lifecycle_reads_back_equal_from_every_backend(
 ) -> None:
     recorder.started("rec-life", "https://shop.example")
     for index in (2, 0, 1):
-        recorder.event("rec-life", {"type": "screenshot", "index": index,
-                                    "label": f"page {index}", "data": PNG_DATA_URL})
+        recorder.event(
+            "rec-life",
+            {"type": "screenshot", "index": index, "label": f"page {index}", "data": PNG_DATA_URL},
+        )
     final = recorder.completed("rec-life", seed_result())
     assert stored(stores, "rec-life") == final
     assert [s.index for s in final.screenshots] == [0, 1, 2]

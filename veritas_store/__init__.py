@@ -21,7 +21,7 @@ from .errors import (
     VeritasStoreError,
     WriteError,
 )
-from .hookspecs import hookimpl
+from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
 from .model import (
     Audit,
@@ -37,9 +37,18 @@ from .model import (
     validate_limit,
     validate_status,
 )
-from .protocols import AuditStore, BlobStore, SchemaManaged
+from .protocols import (
+    DEFAULT_CAPABILITIES,
+    AuditStore,
+    BlobStore,
+    Capability,
+    SchemaManaged,
+    capabilities_of,
+)
 
 __all__ = [
+    "DEFAULT_CAPABILITIES",
+    "PLUGIN_API_VERSION",
     "Audit",
     "AuditExists",
     "AuditNotFound",
@@ -51,6 +60,7 @@ __all__ = [
     "BlobInfo",
     "BlobNotFound",
     "BlobStore",
+    "Capability",
     "ChecksumMismatch",
     "ConfigError",
     "Finding",
@@ -67,6 +77,7 @@ __all__ = [
     "Stores",
     "VeritasStoreError",
     "WriteError",
+    "capabilities_of",
     "decode_cursor",
     "encode_cursor",
     "hookimpl",

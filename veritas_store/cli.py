@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import re
 import sys
 import time
@@ -33,10 +34,11 @@ from rich.text import Text
 from . import sync
 from .config import BackendConfig, Config, load_config, redact
 from .errors import ConfigError, PluginError, VeritasStoreError
+from .hookspecs import PLUGIN_API_VERSION
 from .journal import read_stats
 from .model import AuditStatus
-from .plugins import PluginRegistry, get_registry
-from .protocols import SchemaManaged
+from .plugins import ALLOW_LIST_ENV, FAILED, LOADED, PluginRegistry, get_registry
+from .protocols import Capability, SchemaManaged, capabilities_of
 from .repair import pending
 from .repair import repair as run_repair
 from .stores import check_section, factory_for, open_backend, open_stores
@@ -154,7 +156,7 @@ def _table(
     """A table whose cells are plain text (never markup); ``keep`` columns never wrap (ids)."""
     table = Table(title=Text(title) if title else None)
     for col in columns:
-        table.add_column(col, no_wrap=col in keep)
+        table.add_column(col, no_wrap=col in keep, overflow="fold")  # never "…": no text lost
     for row in rows:
         table.add_row(
             *(v if isinstance(v, Text) else Text("-" if v is None else str(v)) for v in row)
@@ -166,9 +168,52 @@ def _table(
 @with_config
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def plugins(config_path: str | None, as_json: bool) -> None:
-    """List registered backend types with their plugin and distribution, and broken plugins."""
-    registry = get_registry()
-    rows = [
+    """List plugins (distribution, version, types, load errors) and the backend types."""
+    # This command reports load problems itself: no second copy through the log.
+    logging.getLogger("veritas_store.plugins").addHandler(logging.NullHandler())
+    report = _plugin_report(get_registry())
+    if as_json:
+        _emit_json(report)
+        return
+    strict = " (strict mode)" if report["strict"] else ""
+    console.print(Text(f"Plugin API {report['plugin_api_version']}{strict}"))
+    plugin_rows = [
+        [
+            p["plugin"],
+            p["distribution"],
+            p["version"],
+            "\n".join(f"{t['kind']}:{t['type']}" for t in p["types"]) or "-",
+            _status_text(p["status"]),
+        ]
+        for p in report["plugins"]
+    ]
+    columns = ["plugin", "distribution", "version", "registers", "status"]
+    console.print(_table("Plugins", columns, plugin_rows, keep=("plugin", "distribution")))
+    columns = ["kind", "type", "plugin", "description"]
+    type_rows = [[r[c] for c in columns] for r in report["types"]]
+    console.print(_table("Backend types", columns, type_rows))
+    for b in report["errors"]:
+        err_console.print(
+            f"[red]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
+        )
+    for message in report["conflicts"] + report["notes"]:
+        err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _plugin_report(registry: PluginRegistry) -> dict[str, Any]:
+    """What ``plugins --json`` prints: every plugin, every type, and what went wrong."""
+    listed = [
+        {
+            "plugin": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "status": p.status,
+            "types": [{"kind": kind, "type": name} for kind, name in p.types],
+            "error": p.error,
+        }
+        for p in sorted(registry.plugins.values(), key=lambda p: (p.status != LOADED, p.name))
+    ]
+    types = [
         {
             "kind": kind,
             "type": bt.name,
@@ -178,23 +223,46 @@ def plugins(config_path: str | None, as_json: bool) -> None:
             "description": bt.description,
         }
         for kind in ("audits", "blobs")
-        for types in registry.types[kind].values()
-        for bt in types
+        for found in registry.types[kind].values()
+        for bt in found
     ]
-    broken = [
-        {"plugin": p.name, "distribution": p.distribution, "version": p.version, "error": p.error}
-        for p in registry.plugins.values()
-        if p.error
+    errors = [
+        {k: p[k] for k in ("plugin", "distribution", "version", "error")}
+        for p in listed
+        if p["status"] == FAILED
     ]
-    if as_json:
-        _emit_json({"types": rows, "errors": broken})
-        return
-    columns = ["kind", "type", "plugin", "distribution", "version", "description"]
-    console.print(_table("Backend types", columns, [[r[c] for c in columns] for r in rows]))
-    for b in broken:
-        err_console.print(
-            f"[yellow]not loaded:[/] {escape(b['error'])}", highlight=False, soft_wrap=True
+    conflicts = [
+        f"{kind} type {name!r} is registered by "
+        + " and ".join(f"{bt.plugin!r} ({bt.distribution or 'no distribution'})" for bt in found)
+        for kind in ("audits", "blobs")
+        for name, found in registry.types[kind].items()
+        if len(found) > 1
+    ]
+    notes = []
+    if registry.allow_list is not None:
+        notes.append(
+            f"{ALLOW_LIST_ENV} allows only: {', '.join(registry.allow_list)}; "
+            "the other plugins are skipped"
         )
+    if registry.unmatched:
+        notes.append(
+            f"{ALLOW_LIST_ENV} names {', '.join(map(repr, registry.unmatched))}, "
+            "which no installed plugin has"
+        )
+    return {
+        "plugin_api_version": ".".join(map(str, PLUGIN_API_VERSION)),
+        "strict": registry.strict,
+        "allow_list": list(registry.allow_list) if registry.allow_list is not None else None,
+        "plugins": listed,
+        "types": types,
+        "errors": errors,
+        "conflicts": conflicts,
+        "notes": notes,
+    }
+
+
+def _status_text(status: str) -> Text:
+    return Text(status, style={LOADED: "green", FAILED: "red"}.get(status, "dim"))
 
 
 @main.command()
@@ -271,10 +339,12 @@ def _health(cfg: Config, registry: PluginRegistry, kind: str, name: str) -> dict
     store = None
     try:
         store = open_backend(cfg, kind, name, factory_for(cfg, kind, name, registry))
-        if kind == "audits":
-            store.list(limit=1)
-        else:
+        if kind == "blobs":
             store.exists("veritas-health-check")
+        elif Capability.LIST in capabilities_of(store):
+            store.list(limit=1)
+        else:  # a store that cannot list is asked for something else cheap
+            store.get("veritas-health-check")
         row.update(status="ok", detail=_describe(backend.options))
         if isinstance(store, SchemaManaged):  # it opened, so its schema is current
             schema = store.schema_current()

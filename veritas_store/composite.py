@@ -17,6 +17,10 @@ outcome attached); a failure on an optional one is logged and reported to the
 it fans out and kept when a backend misses it, for ``repair`` to complete. Reads skip a backend
 that raises, which is not the same as one that answers "not here"; when every backend raised
 the read raises ``BackendUnavailable``.
+
+What each backend can do comes from its declared capabilities, never from trying: ``list()``
+asks only backends that declare ``list``, ``url()`` only those that declare ``urls``. A
+composite declares what at least one of the backends it reads declares.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from .model import (
     validate_limit,
     validate_status,
 )
+from .protocols import Capability, capabilities_of
 from .resilience import Guarded, Resilience
 from .routing import Routing
 
@@ -60,6 +65,10 @@ log = logging.getLogger("veritas_store.composite")
 
 T = TypeVar("T")
 S = TypeVar("S")
+
+# What a composite can offer when one of its backends does. NATIVE_ASYNC is not passed on:
+# the composite itself has no ``aio`` (the async API wraps it).
+_INHERITED = frozenset({Capability.LIST, Capability.URLS})
 
 # Errors that are answers, not failures: the leader raising one ends the write unchanged.
 _LOGICAL = (AuditExists, AuditNotFound)
@@ -119,6 +128,10 @@ class _Composite(Generic[S]):
         self._notify = notify
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._capabilities = {m.name: capabilities_of(m.store) for m in members}
+        self.capabilities: frozenset[str] = _INHERITED & frozenset().union(
+            *(self._capabilities[m.name] for m in self._read)
+        )
 
     # -- introspection -------------------------------------------------------------------
 
@@ -131,6 +144,17 @@ class _Composite(Generic[S]):
     def members(self) -> list[Member[S]]:
         """Every backend, in the order of ``backends``."""
         return list(self._all)
+
+    def _able(self, capability: Capability) -> list[Member[S]]:
+        """The backends read from that declare ``capability``, in read order."""
+        return [m for m in self._read if capability in self._capabilities[m.name]]
+
+    def _listers(self) -> list[Member[S]]:
+        listers = self._able(Capability.LIST)
+        if not listers:
+            names = ", ".join(m.name for m in self._read)
+            raise NotImplementedError(f"none of the {self.kind} backends can list: {names}")
+        return listers
 
     def member(self, name: str) -> Member[S]:
         for m in self._all:
@@ -434,10 +458,16 @@ class _Composite(Generic[S]):
     def _difference(self, primary: Any, other: Any) -> str | None:
         raise NotImplementedError
 
-    def _first_answer(self, operation: str, key: str | None, call: Callable[[Any], T]) -> T:
-        """The answer of the first backend in read order that does not raise."""
+    def _first_answer(
+        self,
+        operation: str,
+        key: str | None,
+        call: Callable[[Any], T],
+        members: list[Member[S]] | None = None,
+    ) -> T:
+        """The answer of the first backend (in read order, of ``members``) that does not raise."""
         errors: dict[str, Exception] = {}
-        for member in self._read:
+        for member in self._read if members is None else members:
             try:
                 return call(member.client)
             except Exception as exc:
@@ -544,7 +574,10 @@ class CompositeAuditStore(_Composite[Any]):
         if cursor is not None:
             decode_cursor(cursor)  # a bad cursor is the caller's error, not a backend failure
         return self._first_answer(
-            "list", None, lambda s: s.list(status=status, limit=limit, cursor=cursor)
+            "list",
+            None,
+            lambda s: s.list(status=status, limit=limit, cursor=cursor),
+            self._listers(),
         )
 
     # -- hooks of the generic read path ---------------------------------------------------
@@ -649,28 +682,47 @@ class CompositeBlobStore(_Composite[Any]):
     def list(self, prefix: str = "") -> Iterator[str]:
         validate_blob_prefix(prefix)
         # Materialised so a backend that fails mid-listing is skipped, not half-used.
-        return iter(self._first_answer("list", prefix, lambda s: list(s.list(prefix))))
+        return iter(
+            self._first_answer("list", prefix, lambda s: list(s.list(prefix)), self._listers())
+        )
 
     def url(self, key: str, expires: int = 3600) -> str:
-        """A URL from the first backend in read order that has the blob and can make URLs."""
+        """A URL from the first backend in read order that declares ``urls`` and has the blob.
+
+        ``NotImplementedError`` if no backend declares ``urls``, or if the blob is only in
+        backends that do not.
+        """
         validate_blob_key(key)
-        cannot = []
+        if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
+            # the caller's error, not a backend failure to skip
+            raise ValueError(f"expires must be a positive number of seconds, got {expires!r}")
+        makers = self._able(Capability.URLS)
+        if not makers:
+            names = ", ".join(m.name for m in self._read)
+            raise NotImplementedError(f"none of the blob backends can make URLs: {names}")
         errors: dict[str, Exception] = {}
-        for member in self._read:
+        for member in makers:
             try:
-                if not member.client.exists(key):
-                    continue
-                return member.client.url(key, expires=expires)
-            except NotImplementedError:
-                cannot.append(member.name)
+                if member.client.exists(key):
+                    return member.client.url(key, expires=expires)
+            except Exception as exc:
+                errors[member.name] = exc
+                self._report(member, "url", key, exc)
+        holders = []
+        for member in self._read:
+            if member in makers:
+                continue
+            try:
+                if member.client.exists(key):
+                    holders.append(member.name)
             except Exception as exc:
                 errors[member.name] = exc
                 self._report(member, "url", key, exc)
         if len(errors) == len(self._read):
             raise BackendUnavailable(f"url({key}) failed on every blob backend", errors)
-        if cannot:
+        if holders:
             raise NotImplementedError(
-                f"blob {key!r} is only in backends that cannot make URLs: {', '.join(cannot)}"
+                f"blob {key!r} is only in backends that cannot make URLs: {', '.join(holders)}"
             )
         raise BlobNotFound(f"blob {key!r} not found")
 

@@ -1,16 +1,19 @@
 """The one plugin manager: entry-point loading with per-plugin fault isolation.
 
 Plugins (the built-ins too) are modules or objects with ``@hookimpl`` functions, found through
-the ``veritas_store`` entry-point group. A plugin that fails to import or to register is
-recorded with its distribution name and left out; the others keep working. Set
-``VERITAS_STORE_PLUGINS`` to a comma-separated allow-list of entry-point names to load only
-those, and ``VERITAS_STORE_STRICT_PLUGINS=1`` to make a broken plugin an error.
+the ``veritas_store`` entry-point group. A plugin that fails to import, implements a hook that
+does not exist (a misspelled name) or fails while registering is recorded with its
+distribution name and left out; the others keep working. ``VERITAS_STORE_PLUGINS`` is a
+comma-separated allow-list of entry-point or distribution names to load (the others are
+skipped); ``VERITAS_STORE_STRICT_PLUGINS=1`` makes a broken plugin an error.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
@@ -29,6 +32,8 @@ ALLOW_LIST_ENV = "VERITAS_STORE_PLUGINS"
 STRICT_ENV = "VERITAS_STORE_STRICT_PLUGINS"
 KINDS = ("audits", "blobs")
 
+LOADED, FAILED, SKIPPED = "loaded", "failed", "skipped"
+
 
 @attrs.frozen
 class BackendType:
@@ -45,10 +50,19 @@ class BackendType:
 
 @attrs.frozen
 class PluginInfo:
+    """One plugin the registry saw: loaded, failed (``error`` says why) or skipped."""
+
     name: str
     distribution: str | None
     version: str | None
-    error: str | None = None  # why it was left out, if it was
+    error: str | None = None  # why it was left out, if it failed
+    status: str = LOADED  # LOADED, FAILED or SKIPPED (not in the allow-list)
+    types: tuple[tuple[str, str], ...] = ()  # (kind, type name) it registered
+
+
+def _normalise(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _truthy(value: str | None) -> bool:
@@ -64,26 +78,54 @@ class PluginRegistry:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.types: dict[str, dict[str, list[BackendType]]] = {kind: {} for kind in KINDS}
+        self.allow_list: tuple[str, ...] | None = None  # from $VERITAS_STORE_PLUGINS
+        self.unmatched: tuple[str, ...] = ()  # allow-list names no installed plugin has
 
     # -- loading ------------------------------------------------------------------------
 
     def load_entry_points(self, eps: Iterable[EntryPoint] | None = None) -> None:
         if eps is None:
             eps = entry_points(group=ENTRY_POINT_GROUP)
-        allow = os.environ.get(ALLOW_LIST_ENV)
-        allowed = {n.strip() for n in allow.split(",") if n.strip()} if allow else None
+        raw = os.environ.get(ALLOW_LIST_ENV, "")
+        allow = tuple(n.strip() for n in raw.split(",") if n.strip()) or None
+        self.allow_list = allow
+        wanted = {_normalise(n) for n in allow} if allow else set()
+        matched: set[str] = set()
         for ep in eps:
-            if allowed is not None and ep.name not in allowed:
-                continue
             dist = getattr(ep, "dist", None)
             dist_name = dist.name if dist is not None else None
             version = dist.version if dist is not None else None
+            if allow is not None:
+                names = {_normalise(ep.name)} | ({_normalise(dist_name)} if dist_name else set())
+                if not names & wanted:
+                    self.plugins.setdefault(
+                        ep.name, PluginInfo(ep.name, dist_name, version, status=SKIPPED)
+                    )
+                    continue
+                matched |= names & wanted
+            known = self.plugins.get(ep.name)
+            if known is not None and known.status != SKIPPED:
+                other = f"distribution {known.distribution!r}" if known.distribution else "another"
+                self._failed(
+                    ep.name, dist_name, version, f"has the same entry-point name as {other}", None
+                )
+                continue
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down
                 self._failed(ep.name, dist_name, version, f"failed to import {ep.value}", exc)
                 continue
             self.add_plugin(plugin, ep.name, distribution=dist_name, version=version)
+        if allow is not None:
+            self.unmatched = tuple(n for n in allow if _normalise(n) not in matched)
+            if self.unmatched:
+                message = (
+                    f"{ALLOW_LIST_ENV} names {', '.join(map(repr, self.unmatched))}, but no "
+                    "installed plugin has that entry-point or distribution name"
+                )
+                if self.strict:
+                    raise PluginError(message)
+                log.warning("%s", message)
 
     def add_plugin(
         self,
@@ -95,15 +137,22 @@ class PluginRegistry:
     ) -> None:
         """Register a plugin object or module and collect the backend types it registers."""
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
-        if name in self.plugins:
+        known = self.plugins.get(name)
+        if known is not None and known.status != SKIPPED:
             raise PluginError(f"a plugin named {name!r} is already registered")
         try:
             self.pm.register(plugin, name=name)
-            self.pm.check_pending()  # a misspelled @hookimpl is an unknown hook
+            problem = self._hook_problem(plugin)
+            if problem is None:
+                self.pm.check_pending()  # anything the check above did not name
         except Exception as exc:
+            problem, error = "is not a valid plugin", exc
+        else:
+            error = None
+        if problem is not None:
             if self.pm.is_registered(plugin):
                 self.pm.unregister(plugin)
-            self._failed(name, distribution, version, "is not a valid plugin", exc)
+            self._failed(name, distribution, version, problem, error)
             return
         collected: list[BackendType] = []
         try:
@@ -121,7 +170,26 @@ class PluginRegistry:
             return
         for bt in collected:
             self.types[bt.kind].setdefault(bt.name, []).append(bt)
-        self.plugins[name] = PluginInfo(name, distribution, version)
+        types = tuple((bt.kind, bt.name) for bt in collected)
+        self.plugins[name] = PluginInfo(name, distribution, version, types=types)
+
+    def _hook_problem(self, plugin: object) -> str | None:
+        """What is wrong with a registered plugin's hook implementations, if anything."""
+        callers = self.pm.get_hookcallers(plugin) or []
+        if not callers:
+            return (
+                "implements no veritas_store hook (are its functions decorated with "
+                "@veritas_store.hookimpl?)"
+            )
+        unknown = [hc.name for hc in callers if hc.spec is None]
+        if not unknown:
+            return None
+        known = sorted(n for n, hc in vars(self.pm.hook).items() if hc.spec is not None)
+        hints = []
+        for hook in unknown:
+            close = difflib.get_close_matches(hook, known, n=1)
+            hints.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return f"implements unknown hook {', '.join(hints)}; the hooks are {', '.join(known)}"
 
     def _registrar(
         self,
@@ -143,14 +211,23 @@ class PluginRegistry:
         return register
 
     def _failed(
-        self, name: str, dist: str | None, version: str | None, what: str, exc: BaseException
+        self,
+        name: str,
+        dist: str | None,
+        version: str | None,
+        what: str,
+        exc: BaseException | None,
     ) -> None:
         who = f"plugin {name!r}" + (f" (distribution {dist!r})" if dist else "")
-        message = f"{who} {what}: {type(exc).__name__}: {exc}"
+        message = f"{who} {what}" + (f": {type(exc).__name__}: {exc}" if exc else "")
         if self.strict:
-            raise PluginError(message) from exc
+            raise PluginError(f"{message} ({STRICT_ENV} is set)") from exc
         log.warning("%s; it is not loaded", message)
-        self.plugins[name] = PluginInfo(name, dist, version, error=message)
+        info = PluginInfo(name, dist, version, error=message, status=FAILED)
+        if name not in self.plugins or self.plugins[name].status == SKIPPED:
+            self.plugins[name] = info
+        else:  # a second plugin with a taken name: keep both in the report
+            self.plugins[f"{name} ({dist or 'unknown distribution'})"] = info
 
     # -- lookup -------------------------------------------------------------------------
 

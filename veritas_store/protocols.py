@@ -2,14 +2,52 @@
 
 Backends validate ids and keys themselves (``validate_audit_id`` / ``validate_blob_key``), so a
 backend used on its own is as safe as one inside a composite.
+
+A store may also declare what it supports beyond the required methods: a ``capabilities``
+attribute, a frozenset of :class:`Capability` values (plain strings). The composite and the
+conformance kit read it with :func:`capabilities_of`; a store that declares nothing gets
+``DEFAULT_CAPABILITIES``.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from .model import Audit, AuditPage, AuditStatus, BlobInfo
+
+
+class Capability(enum.StrEnum):
+    """What a store can do beyond the required methods. The string values are stable API."""
+
+    LIST = "list"
+    """``list()`` works. Without it ``list()`` raises ``NotImplementedError``."""
+
+    URLS = "urls"
+    """Blob stores: ``url()`` returns a URL. Without it ``url()`` raises ``NotImplementedError``."""
+
+    NATIVE_ASYNC = "native_async"
+    """``store.aio`` has the same methods as coroutines; the async API uses it directly."""
+
+
+DEFAULT_CAPABILITIES: frozenset[str] = frozenset({Capability.LIST})
+"""What a store that has no ``capabilities`` attribute is taken to support."""
+
+
+def capabilities_of(store: object) -> frozenset[str]:
+    """The capabilities ``store`` declares, or ``DEFAULT_CAPABILITIES`` if it declares none."""
+    declared = getattr(store, "capabilities", None)
+    if declared is None:
+        return DEFAULT_CAPABILITIES
+    if isinstance(declared, str) or not isinstance(declared, set | frozenset):
+        raise TypeError(
+            f"{type(store).__name__}.capabilities must be a frozenset of str, "
+            f"got {type(declared).__name__}"
+        )
+    if not all(isinstance(name, str) for name in declared):
+        raise TypeError(f"{type(store).__name__}.capabilities must hold only str values")
+    return frozenset(declared)
 
 
 @runtime_checkable

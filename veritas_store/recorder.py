@@ -28,6 +28,8 @@ RESULT_FIELDS = (
     "pages_scanned",
     "elapsed_seconds",
 )
+DEFAULT_TIER = "standard"
+DEFAULT_VERDICT_MODE = "expert"
 _FINDING_FIELDS = tuple(a.name for a in attrs.fields(Finding))
 _DEFAULTS = {"signal_scores": {}, "security_results": {}, "pages_scanned": 0}
 
@@ -72,8 +74,8 @@ class AuditRecorder:
         self,
         audit_id: str,
         url: str,
-        tier: str = "standard",
-        verdict_mode: str = "expert",
+        tier: str = DEFAULT_TIER,
+        verdict_mode: str = DEFAULT_VERDICT_MODE,
     ) -> Audit:
         """The audit exists with status running and ``started_at`` set."""
         validate_audit_id(audit_id)
@@ -83,8 +85,13 @@ class AuditRecorder:
             if existing is None:
                 try:
                     audit = Audit(
-                        id=audit_id, url=url, tier=tier, verdict_mode=verdict_mode,
-                        status=AuditStatus.RUNNING, created_at=now, started_at=now,
+                        id=audit_id,
+                        url=url,
+                        tier=tier,
+                        verdict_mode=verdict_mode,
+                        status=AuditStatus.RUNNING,
+                        created_at=now,
+                        started_at=now,
                         updated_at=now,
                     )
                 except (TypeError, ValueError) as exc:
@@ -92,8 +99,14 @@ class AuditRecorder:
                 self._audits.create(audit)
                 return audit
             audit = _evolve(
-                existing, "started", url=url, tier=tier, verdict_mode=verdict_mode,
-                status=AuditStatus.RUNNING, started_at=now, updated_at=now,
+                existing,
+                "started",
+                url=url,
+                tier=tier,
+                verdict_mode=verdict_mode,
+                status=AuditStatus.RUNNING,
+                started_at=now,
+                updated_at=now,
             )
             self._audits.update(audit)
             return audit
@@ -118,8 +131,13 @@ class AuditRecorder:
             if audit is None:
                 raise AuditNotFound(f"audit {audit_id!r} was never started")
             updated = _evolve(
-                audit, "completed", **fields, findings=findings,
-                status=AuditStatus.COMPLETED, completed_at=now, updated_at=now,
+                audit,
+                "completed",
+                **fields,
+                findings=findings,
+                status=AuditStatus.COMPLETED,
+                completed_at=now,
+                updated_at=now,
                 error_message=None,
             )
             self._audits.update(updated)
@@ -135,15 +153,23 @@ class AuditRecorder:
             audit = self._audits.get(audit_id)
             if audit is None:
                 audit = Audit(
-                    id=audit_id, url="about:blank", status=AuditStatus.ERROR,
-                    error_message=error, created_at=now,
-                    completed_at=now, updated_at=now,
+                    id=audit_id,
+                    url="about:blank",
+                    status=AuditStatus.ERROR,
+                    error_message=error,
+                    created_at=now,
+                    completed_at=now,
+                    updated_at=now,
                 )
                 self._audits.create(audit)
                 return audit
             updated = _evolve(
-                audit, "failed", status=AuditStatus.ERROR, error_message=error,
-                completed_at=now, updated_at=now,
+                audit,
+                "failed",
+                status=AuditStatus.ERROR,
+                error_message=error,
+                completed_at=now,
+                updated_at=now,
             )
             self._audits.update(updated)
             return updated

@@ -13,15 +13,16 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .composite import CompositeAuditStore, CompositeBlobStore, Member
 from .config import Config, SectionConfig, coerce_option, load_config, redact
-from .errors import BackendUnavailable, ConfigError, SchemaError
+from .errors import BackendUnavailable, ConfigError, PluginError, SchemaError
 from .journal import Journal
 from .locks import KeyedLocks
-from .plugins import PluginRegistry, get_registry
+from .plugins import FAILED, PluginRegistry, get_registry
+from .protocols import capabilities_of
 from .resilience import Resilience
 from .routing import route
 from .screenshots import ScreenshotStorage
@@ -80,14 +81,23 @@ def open_stores(config: ConfigSource = None, *, plugins: Iterable[object] = ()) 
     With no argument this reads the file named by ``$VERITAS_STORE_CONFIG``, else the embedded
     default. ``plugins`` adds plugin objects or modules beside the installed ones.
     """
-    cfg = load_config(config)
-    registry = registry_with(plugins)
+    return build_stores(load_config(config), registry_with(plugins))
+
+
+def build_stores(
+    cfg: Config, registry: PluginRegistry, adapt: Callable[[Any], Any] | None = None
+) -> Stores:
+    """Check every section, open the enabled backends and wrap them in composites.
+
+    ``adapt`` (used by ``veritas_store.aio``) may replace each opened backend by a stand-in
+    before the composite sees it.
+    """
     for kind in ("audits", "blobs"):  # every config error before anything is opened
         check_section(cfg, kind, registry)
     opened: list[Any] = []
     try:
-        audit_members = open_section(cfg, "audits", registry, opened)
-        blob_members = open_section(cfg, "blobs", registry, opened)
+        audit_members = open_section(cfg, "audits", registry, opened, adapt)
+        blob_members = open_section(cfg, "blobs", registry, opened, adapt)
     except BaseException:
         for store in opened:
             try:
@@ -146,8 +156,16 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
     bt = registry.lookup(kind, backend.type)
     if bt is None:
         known = ", ".join(registry.names(kind)) or "none"
+        failed = [p for p in registry.plugins.values() if p.status == FAILED]
+        hint = (
+            "; not loaded: "
+            + ", ".join(f"{p.name!r} ({p.distribution or 'no distribution'})" for p in failed)
+            + " (see `veritas-store plugins`)"
+            if failed
+            else ""
+        )
         raise ConfigError(
-            f"unknown {kind} backend type {backend.type!r}; registered types: {known}",
+            f"unknown {kind} backend type {backend.type!r}; registered types: {known}{hint}",
             source=cfg.source,
             key=f"{where}.type",
         )
@@ -156,13 +174,27 @@ def factory_for(cfg: Config, kind: str, name: str, registry: PluginRegistry) -> 
 
 
 def open_section(
-    cfg: Config, kind: str, registry: PluginRegistry, opened: list[Any]
+    cfg: Config,
+    kind: str,
+    registry: PluginRegistry,
+    opened: list[Any],
+    adapt: Callable[[Any], Any] | None = None,
 ) -> list[Member[Any]]:
     members = []
     for backend in cfg.section(kind).enabled:
         factory = factory_for(cfg, kind, backend.name, registry)
         store = open_backend(cfg, kind, backend.name, factory)
         opened.append(store)
+        try:
+            capabilities_of(store)
+        except TypeError as exc:
+            bt = registry.lookup(kind, backend.type)
+            who = f"plugin {bt.plugin!r}" if bt else "its plugin"
+            raise PluginError(
+                f"{kind} backend type {backend.type!r} ({who}) declares invalid capabilities: {exc}"
+            ) from exc
+        if adapt is not None:
+            store = adapt(store)
         policy = Resilience(backend.timeout, backend.retries, backend.backoff)
         members.append(Member(backend.name, store, backend.required, backend.type, policy))
     return members

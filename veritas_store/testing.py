@@ -9,20 +9,35 @@ store::
     class TestMyStore(AuditStoreContract):
         @pytest.fixture
         def audit_store(self, tmp_path):
-            store = MyStore(path=tmp_path)
+            store = MyStore(path=str(tmp_path))
             yield store
             store.close()
 
-``BlobStoreContract`` works the same way with a ``blob_store`` fixture. Requires pytest and
-hypothesis (``pip install veritas-store[testing]``). The strategies ``audits()``,
-``audit_ids()`` and ``blob_keys()`` are public too, for your own property tests.
+        # optional: a new store over the same data, to test that data survives close()
+        @pytest.fixture
+        def reopen_audit_store(self, tmp_path):
+            return lambda: MyStore(path=str(tmp_path))
+
+``BlobStoreContract`` works the same way with ``blob_store`` (and ``reopen_blob_store``).
+The kit reads the store's declared capabilities (``veritas_store.capabilities_of``) and skips,
+with a reason naming the capability, what the store says it cannot do; it checks that such a
+method raises ``NotImplementedError`` instead.
+
+Requires pytest and hypothesis (``pip install veritas-store[testing]``). pytest loads the kit's
+pytest plugin (``veritas_store.pytest_plugin``, entry point ``pytest11``) by itself, so kit
+failures show pytest's full assertion details. The strategies ``audits()``, ``audit_ids()``,
+``blob_keys()``, ``findings()`` and ``screenshots()`` and the helper ``sample_audit()`` are
+public too, for your own property tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import string
 import threading
+import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -199,11 +214,87 @@ def _unique(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
+def _needs(store: Any, capability: vs.Capability) -> None:
+    """Skip the calling test unless ``store`` declares ``capability``."""
+    if capability not in vs.capabilities_of(store):
+        pytest.skip(f"{type(store).__name__} does not declare the {capability.value!r} capability")
+
+
+def _lacks(store: Any, capability: vs.Capability) -> None:
+    """Skip the calling test if ``store`` declares ``capability``."""
+    if capability in vs.capabilities_of(store):
+        pytest.skip(f"{type(store).__name__} declares the {capability.value!r} capability")
+
+
+def _reopener(request: pytest.FixtureRequest, name: str) -> Callable[[], Any]:
+    try:
+        return request.getfixturevalue(name)  # type: ignore[no-any-return]
+    except pytest.FixtureLookupError:
+        pytest.skip(f"no {name} fixture: durability across close() is not tested")
+
+
+def _in_threads(work: Callable[[int], None], count: int) -> None:
+    """Run ``work(0..count-1)`` in threads started together; re-raise the first failure."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(worker: int) -> None:
+        try:
+            start.wait()
+            work(worker)
+        except BaseException as exc:  # collected: raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _raises(error: type[BaseException], call: Callable[..., Any], *args: Any) -> None:
+    """``call(*args)`` raises ``error``; a failure names the arguments (loops over bad input)."""
+    shown = f"{getattr(call, '__name__', 'call')}({', '.join(map(repr, args))})"
+    try:
+        call(*args)
+    except error:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"{shown} raised {type(exc).__name__}: {exc}, not {error.__name__}"
+        ) from exc
+    raise AssertionError(f"{shown} did not raise {error.__name__}")
+
+
+def _forged(audit_id: str) -> vs.Audit:
+    """An audit with an invalid id, as a caller that bypassed the model's checks could make."""
+    audit = vs.Audit(id="placeholder", url="https://forged.example")
+    object.__setattr__(audit, "id", audit_id)
+    return audit
+
+
+def _check_declaration(store: Any) -> None:
+    declared = getattr(store, "capabilities", None)
+    if declared is not None:
+        assert isinstance(declared, frozenset | set), "capabilities must be a frozenset of str"
+        assert all(isinstance(c, str) for c in declared), "capabilities must hold str values"
+    vs.capabilities_of(store)  # must not raise
+
+
 # -- the audit store contract --------------------------------------------------------------
 
 
 class AuditStoreContract:
     """Behaviour every ``AuditStore`` must have. Provide an ``audit_store`` fixture."""
+
+    pytestmark = pytest.mark.veritas_contract
+
+    def test_capabilities_are_a_frozenset_of_str(self, audit_store: Any) -> None:
+        _check_declaration(audit_store)
+
+    # -- round trips
 
     def test_round_trip_is_equal(self, audit_store: Any) -> None:
         audit = sample_audit()
@@ -226,6 +317,8 @@ class AuditStoreContract:
         changed = data.draw(audits(audit_id=audit.id))
         audit_store.update(changed)
         assert audit_store.get(audit.id) == changed
+
+    # -- not found, create twice, overwrite, delete
 
     def test_get_missing_is_none(self, audit_store: Any) -> None:
         assert audit_store.get("no-such-audit") is None
@@ -259,17 +352,58 @@ class AuditStoreContract:
 
     def test_delete(self, audit_store: Any) -> None:
         audit_store.create(sample_audit("gone"))
+        audit_store.create(sample_audit("kept"))
         assert audit_store.delete("gone") is True
         assert audit_store.get("gone") is None
         assert audit_store.delete("gone") is False
+        assert audit_store.get("kept") == sample_audit("kept")
         audit_store.create(sample_audit("gone"))  # the id can be used again
         assert audit_store.get("gone") == sample_audit("gone")
 
+    def test_delete_missing_is_false(self, audit_store: Any) -> None:
+        assert audit_store.delete("never-there") is False
+
+    # -- keys
+
+    def test_ids_are_distinct_and_case_sensitive(self, audit_store: Any) -> None:
+        ids = ["Case", "case", "a.b", "a-b", "a_b", "A.b", "9", "x" * 128]
+        written = [
+            vs.Audit(id=audit_id, url=f"https://{i}.example") for i, audit_id in enumerate(ids)
+        ]
+        for audit in written:
+            audit_store.create(audit)
+        for audit in written:
+            assert audit_store.get(audit.id) == audit
+        assert audit_store.delete("case") is True
+        assert audit_store.get("Case") is not None
+
+    def test_bad_ids_raise_invalid_key_and_write_nothing(self, audit_store: Any) -> None:
+        # one test over every bad id: a fresh store per id would make this the slowest test
+        for bad in [*BAD_KEYS, None, 42, b"bytes"]:
+            _raises(vs.InvalidKey, audit_store.get, bad)
+            _raises(vs.InvalidKey, audit_store.delete, bad)
+            if isinstance(bad, str):
+                # the store checks ids itself, even of an audit that slipped past the model
+                _raises(vs.InvalidKey, audit_store.create, _forged(bad))
+                _raises(vs.InvalidKey, audit_store.update, _forged(bad))
+        if vs.Capability.LIST in vs.capabilities_of(audit_store):
+            assert audit_store.list().items == ()
+
+    # -- listing and pagination
+
     def test_list_empty(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
         page = audit_store.list()
         assert page.items == () and page.next_cursor is None
 
+    def test_list_returns_the_stored_records(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
+        audit = sample_audit()
+        audit_store.create(audit)
+        assert audit_store.list() == vs.AuditPage((audit,), None)
+
     def test_list_newest_first_across_pages(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
         base = datetime(2026, 1, 1, tzinfo=UTC)
         written = []
         for i in range(23):
@@ -290,17 +424,55 @@ class AuditStoreContract:
         assert pages == 3
         assert seen == expected
 
+    def test_full_last_page_has_no_cursor(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
+        base = datetime(2026, 1, 1, tzinfo=UTC)
+        for i in range(6):
+            audit_store.create(vs.Audit(id=f"f{i}", url="u", created_at=base + timedelta(days=i)))
+        first = audit_store.list(limit=3)
+        second = audit_store.list(limit=3, cursor=first.next_cursor)
+        assert [a.id for a in second.items] == ["f2", "f1", "f0"]
+        assert second.next_cursor is None  # no empty page after a full last one
+
+    def test_page_by_page_with_limit_one_and_ties(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
+        same = datetime(2026, 3, 1, 8, 0, 0, 1, tzinfo=UTC)
+        ids = ["B", "a", "b", "a.1", "A"]
+        for audit_id in ids:
+            audit_store.create(vs.Audit(id=audit_id, url="u", created_at=same))
+        seen, cursor = [], None
+        for _ in range(len(ids) + 1):
+            page = audit_store.list(limit=1, cursor=cursor)
+            seen.extend(a.id for a in page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == sorted(ids, reverse=True)  # ids compare by code point
+
     def test_insert_between_pages_shifts_nothing(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
         base = datetime(2026, 1, 1, tzinfo=UTC)
         for i in range(6):
             audit_store.create(vs.Audit(id=f"p{i}", url="u", created_at=base + timedelta(hours=i)))
         first = audit_store.list(limit=3)
         assert [a.id for a in first.items] == ["p5", "p4", "p3"]
         audit_store.create(vs.Audit(id="newer", url="u", created_at=base + timedelta(days=1)))
+        audit_store.delete("p4")  # removing an item already seen shifts nothing either
         second = audit_store.list(limit=3, cursor=first.next_cursor)
         assert [a.id for a in second.items] == ["p2", "p1", "p0"]
 
+    def test_cursor_is_a_position_not_a_token(self, audit_store: Any) -> None:
+        # cursors are shared by every backend: one from vs.encode_cursor works here
+        _needs(audit_store, vs.Capability.LIST)
+        base = datetime(2026, 1, 1, tzinfo=UTC)
+        for i in range(4):
+            audit_store.create(vs.Audit(id=f"c{i}", url="u", created_at=base + timedelta(hours=i)))
+        probe = vs.Audit(id="c9", url="u", created_at=base + timedelta(hours=2))  # not stored
+        page = audit_store.list(cursor=vs.encode_cursor(probe))
+        assert [a.id for a in page.items] == ["c2", "c1", "c0"]
+
     def test_list_filters_by_status(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
         base = datetime(2026, 1, 1, tzinfo=UTC)
         statuses = list(vs.AuditStatus) * 3
         for i, status in enumerate(statuses):
@@ -312,45 +484,104 @@ class AuditStoreContract:
         rest = audit_store.list(status="completed", limit=2, cursor=done.next_cursor)
         assert len(rest.items) == 1 and rest.next_cursor is None
 
+    def test_list_skips_deleted_audits(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.LIST)
+        for audit_id in ("l1", "l2", "l3"):
+            audit_store.create(vs.Audit(id=audit_id, url="u"))
+        audit_store.delete("l2")
+        assert {a.id for a in audit_store.list().items} == {"l1", "l3"}
+
     def test_bad_list_arguments_raise(self, audit_store: Any) -> None:
-        with pytest.raises(ValueError):
-            audit_store.list(limit=0)
+        _needs(audit_store, vs.Capability.LIST)
+        for limit in (0, -1, 10_001, True, 2.5, "10"):
+            with pytest.raises(ValueError):
+                audit_store.list(limit=limit)
         with pytest.raises(ValueError):
             audit_store.list(status="finished")
         with pytest.raises(vs.InvalidCursor):
             audit_store.list(cursor="not-a-cursor")
 
-    @pytest.mark.parametrize("bad", BAD_KEYS)
-    def test_bad_ids_raise_invalid_key_and_write_nothing(self, audit_store: Any, bad: str) -> None:
-        with pytest.raises(vs.InvalidKey):
-            audit_store.get(bad)
-        with pytest.raises(vs.InvalidKey):
-            audit_store.delete(bad)
-        assert audit_store.list().items == ()
+    def test_list_without_the_capability_raises_not_implemented(self, audit_store: Any) -> None:
+        _lacks(audit_store, vs.Capability.LIST)
+        with pytest.raises(NotImplementedError):
+            audit_store.list()
+
+    # -- threads
 
     def test_concurrent_threads(self, audit_store: Any) -> None:
-        errors: list[BaseException] = []
+        def work(worker: int) -> None:
+            for i in range(10):
+                audit = vs.Audit(id=f"w{worker}-{i}", url=f"https://{worker}.example/{i}")
+                audit_store.create(audit)
+                done = attrs.evolve(audit, status=vs.AuditStatus.COMPLETED, trust_score=i)
+                audit_store.update(done)
+                assert audit_store.get(audit.id) == done
+
+        _in_threads(work, 8)
+        ids = {f"w{w}-{i}" for w in range(8) for i in range(10)}
+        if vs.Capability.LIST in vs.capabilities_of(audit_store):
+            assert {a.id for a in audit_store.list(limit=1000).items} == ids
+        assert all(audit_store.get(audit_id) is not None for audit_id in ids)
+
+    def test_concurrent_creates_of_one_id_have_one_winner(self, audit_store: Any) -> None:
+        contenders = [vs.Audit(id="race", url=f"https://{w}.example") for w in range(8)]
+        winners: list[int] = []
 
         def work(worker: int) -> None:
             try:
-                for i in range(10):
-                    audit = vs.Audit(id=f"w{worker}-{i}", url=f"https://{worker}.example/{i}")
-                    audit_store.create(audit)
-                    done = attrs.evolve(audit, status=vs.AuditStatus.COMPLETED, trust_score=i)
-                    audit_store.update(done)
-                    assert audit_store.get(audit.id) == done
-            except BaseException as exc:  # collected: asserted below
-                errors.append(exc)
+                audit_store.create(contenders[worker])
+            except vs.AuditExists:
+                return
+            winners.append(worker)
 
-        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        page = audit_store.list(limit=1000)
-        assert len(page.items) == 80
-        assert {a.id for a in page.items} == {f"w{w}-{i}" for w in range(8) for i in range(10)}
+        _in_threads(work, 8)
+        assert len(winners) == 1
+        assert audit_store.get("race") == contenders[winners[0]]
+
+    # -- close
+
+    def test_close_twice_is_harmless(self, audit_store: Any) -> None:
+        audit_store.create(sample_audit())
+        audit_store.close()
+        audit_store.close()
+
+    def test_data_survives_close_and_reopen(
+        self, audit_store: Any, request: pytest.FixtureRequest
+    ) -> None:
+        reopen = _reopener(request, "reopen_audit_store")
+        audit = sample_audit()
+        audit_store.create(audit)
+        audit_store.create(sample_audit("deleted"))
+        audit_store.delete("deleted")
+        audit_store.close()
+        again = reopen()
+        try:
+            assert again.get(audit.id) == audit
+            assert again.get("deleted") is None
+            again.update(attrs.evolve(audit, narrative="after reopen"))
+            assert again.get(audit.id).narrative == "after reopen"
+        finally:
+            again.close()
+
+    # -- native async
+
+    def test_native_async(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.NATIVE_ASYNC)
+        aio = audit_store.aio
+        audit = sample_audit("async-1")
+
+        async def run() -> None:
+            await aio.create(audit)
+            assert await aio.get(audit.id) == audit
+            changed = attrs.evolve(audit, narrative="async")
+            await aio.update(changed)
+            assert audit_store.get(audit.id) == changed  # one store, two faces
+            if vs.Capability.LIST in vs.capabilities_of(audit_store):
+                assert (await aio.list()).items == (changed,)
+            assert await aio.delete(audit.id) is True
+            assert await aio.get(audit.id) is None
+
+        asyncio.run(run())
 
 
 # -- the blob store contract ---------------------------------------------------------------
@@ -361,15 +592,28 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 class BlobStoreContract:
     """Behaviour every ``BlobStore`` must have. Provide a ``blob_store`` fixture."""
 
+    pytestmark = pytest.mark.veritas_contract
+
+    def test_capabilities_are_a_frozenset_of_str(self, blob_store: Any) -> None:
+        _check_declaration(blob_store)
+
+    # -- round trips
+
     def test_put_get_round_trip(self, blob_store: Any) -> None:
         info = blob_store.put("audit-1/0000.png", PNG, "image/png")
         assert info == vs.BlobInfo.of("audit-1/0000.png", PNG, "image/png")
         assert blob_store.get("audit-1/0000.png") == PNG
+        assert blob_store.exists("audit-1/0000.png") is True
 
     def test_empty_blob(self, blob_store: Any) -> None:
-        assert blob_store.put("empty", b"").size == 0
+        assert blob_store.put("empty", b"") == vs.BlobInfo.of("empty", b"")
         assert blob_store.get("empty") == b""
         assert blob_store.exists("empty")
+
+    def test_large_blob(self, blob_store: Any) -> None:
+        data = bytes(range(256)) * 12_000 + b"end"  # about 3 MB
+        assert blob_store.put("big/blob.bin", data).size == len(data)
+        assert blob_store.get("big/blob.bin") == data
 
     @_hypothesis
     @given(key=blob_keys(), data=st.binary(max_size=5000))
@@ -379,75 +623,204 @@ class BlobStoreContract:
         assert (info.size, info.sha256) == (len(data), vs.BlobInfo.of(key, data).sha256)
         assert blob_store.get(key) == data
 
+    def test_bytes_like_data_is_accepted(self, blob_store: Any) -> None:
+        blob_store.put("ba", bytearray(b"from a bytearray"))
+        blob_store.put("mv", memoryview(b"from a memoryview"))
+        assert blob_store.get("ba") == b"from a bytearray"
+        assert blob_store.get("mv") == b"from a memoryview"
+
+    def test_non_bytes_data_is_a_type_error_and_writes_nothing(self, blob_store: Any) -> None:
+        for bad in ["text", None, 42, [1, 2]]:
+            _raises(TypeError, blob_store.put, "not-bytes", bad)
+        assert blob_store.exists("not-bytes") is False
+
+    # -- overwrite, not found, delete
+
     def test_overwrite(self, blob_store: Any) -> None:
-        blob_store.put("k", b"one")
-        blob_store.put("k", b"two")
+        blob_store.put("k", b"one", "text/plain")
+        info = blob_store.put("k", b"two")
+        assert info == vs.BlobInfo.of("k", b"two")
         assert blob_store.get("k") == b"two"
-        assert list(blob_store.list()) == ["k"]
+        if vs.Capability.LIST in vs.capabilities_of(blob_store):
+            assert list(blob_store.list()) == ["k"]
 
     def test_missing(self, blob_store: Any) -> None:
         with pytest.raises(vs.BlobNotFound):
             blob_store.get("nothing/here")
+        with pytest.raises(KeyError):  # BlobNotFound is a KeyError too
+            blob_store.get("nothing/here")
         assert blob_store.exists("nothing/here") is False
+
+    def test_a_folder_is_not_a_blob(self, blob_store: Any) -> None:
+        blob_store.put("dir/inner", b"x")
+        assert blob_store.exists("dir") is False
+        with pytest.raises(vs.BlobNotFound):
+            blob_store.get("dir")
+        assert blob_store.delete("dir") is False
+        assert blob_store.get("dir/inner") == b"x"
 
     def test_delete(self, blob_store: Any) -> None:
         blob_store.put("a/b", b"x")
+        blob_store.put("a/c", b"y")
         assert blob_store.delete("a/b") is True
         assert blob_store.exists("a/b") is False
         assert blob_store.delete("a/b") is False
         with pytest.raises(vs.BlobNotFound):
             blob_store.get("a/b")
+        assert blob_store.get("a/c") == b"y"
+        blob_store.put("a/b", b"again")  # the key can be used again
+        assert blob_store.get("a/b") == b"again"
+
+    # -- keys
+
+    def test_keys_are_distinct_and_case_sensitive(self, blob_store: Any) -> None:
+        keys = ["Case", "case", "a.b", "a-b", "a_b", "x" * 128, "/".join("d" * 20)]
+        for key in keys:
+            blob_store.put(key, key.encode())
+        for key in keys:
+            assert blob_store.get(key) == key.encode()
+        assert blob_store.delete("case") is True
+        assert blob_store.get("Case") == b"Case"
+
+    def test_bad_keys_raise_invalid_key_and_write_nothing(self, blob_store: Any) -> None:
+        urls = vs.Capability.URLS in vs.capabilities_of(blob_store)
+        for bad in [*BAD_KEYS, None, 42, b"bytes"]:
+            _raises(vs.InvalidKey, blob_store.put, bad, b"evil")
+            _raises(vs.InvalidKey, blob_store.get, bad)
+            _raises(vs.InvalidKey, blob_store.exists, bad)
+            _raises(vs.InvalidKey, blob_store.delete, bad)
+            if urls:
+                _raises(vs.InvalidKey, blob_store.url, bad)
+        if vs.Capability.LIST in vs.capabilities_of(blob_store):
+            assert list(blob_store.list()) == []
+
+    # -- listing
 
     def test_list_is_a_sorted_plain_prefix(self, blob_store: Any) -> None:
-        keys = ["b/2", "a/b/c", "a/bc", "a/b", "A", "a/a", "ab"]
+        _needs(blob_store, vs.Capability.LIST)
+        # "a/b" would be both a blob and a folder of "a/b/c": local disk cannot hold both
+        keys = ["b/2", "a/b/c", "a/bc", "A", "a/a", "ab"]
         for key in keys:
-            # "a/b" is both a blob and a folder of "a/b/c" on a filesystem: allowed by keys
-            if key == "a/b":
-                continue
             blob_store.put(key, key.encode())
-        stored = sorted(k for k in keys if k != "a/b")
-        assert list(blob_store.list()) == stored
+        assert list(blob_store.list()) == sorted(keys)
         assert list(blob_store.list("a/b")) == ["a/b/c", "a/bc"]
         assert list(blob_store.list("a/")) == ["a/a", "a/b/c", "a/bc"]
+        assert list(blob_store.list("a")) == ["a/a", "a/b/c", "a/bc", "ab"]
         assert list(blob_store.list("zzz")) == []
+        assert list(blob_store.list("A")) == ["A"]
 
-    @pytest.mark.parametrize("bad", BAD_KEYS)
-    def test_bad_keys_raise_invalid_key_and_write_nothing(self, blob_store: Any, bad: str) -> None:
-        with pytest.raises(vs.InvalidKey):
-            blob_store.put(bad, b"evil")
-        with pytest.raises(vs.InvalidKey):
-            blob_store.get(bad)
-        with pytest.raises(vs.InvalidKey):
-            blob_store.exists(bad)
-        with pytest.raises(vs.InvalidKey):
-            blob_store.delete(bad)
-        assert list(blob_store.list()) == []
+    def test_bad_list_prefix_raises_invalid_key(self, blob_store: Any) -> None:
+        _needs(blob_store, vs.Capability.LIST)
+        for bad in ["/abs", "../", "a/../", "a//", "a\\b", ".hidden", 5, None]:
+            _raises(vs.InvalidKey, lambda p: list(blob_store.list(p)), bad)
 
-    def test_url_or_not_implemented(self, blob_store: Any) -> None:
-        blob_store.put("u/1.png", PNG)
-        try:
-            url = blob_store.url("u/1.png", expires=60)
-        except NotImplementedError:
-            return
+    def test_list_without_the_capability_raises_not_implemented(self, blob_store: Any) -> None:
+        _lacks(blob_store, vs.Capability.LIST)
+        with pytest.raises(NotImplementedError):
+            list(blob_store.list())
+
+    # -- URLs
+
+    def test_url_reads_the_blob(self, blob_store: Any) -> None:
+        _needs(blob_store, vs.Capability.URLS)
+        blob_store.put("u/1.png", PNG, "image/png")
+        url = blob_store.url("u/1.png", expires=60)
         assert isinstance(url, str) and "u/1.png" in url
+        if url.split(":", 1)[0] in ("file", "http", "https"):
+            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
+                assert response.read() == PNG
+
+    def test_url_bad_expires_is_a_value_error(self, blob_store: Any) -> None:
+        _needs(blob_store, vs.Capability.URLS)
+        blob_store.put("u/2.png", PNG)
+        for expires in [0, -5, True, 1.5, "60"]:
+            _raises(ValueError, lambda e: blob_store.url("u/2.png", expires=e), expires)
+
+    def test_url_without_the_capability_raises_not_implemented(self, blob_store: Any) -> None:
+        _lacks(blob_store, vs.Capability.URLS)
+        blob_store.put("u/1.png", PNG)
+        with pytest.raises(NotImplementedError):
+            blob_store.url("u/1.png")
+
+    # -- threads
 
     def test_concurrent_threads(self, blob_store: Any) -> None:
-        errors: list[BaseException] = []
+        def work(worker: int) -> None:
+            for i in range(10):
+                key = f"w{worker}/{i:03d}"
+                data = f"{worker}-{i}".encode() * 100
+                blob_store.put(key, data)
+                assert blob_store.get(key) == data
+
+        _in_threads(work, 6)
+        keys = [f"w{w}/{i:03d}" for w in range(6) for i in range(10)]
+        if vs.Capability.LIST in vs.capabilities_of(blob_store):
+            assert list(blob_store.list()) == sorted(keys)
+        assert all(blob_store.exists(key) for key in keys)
+
+    def test_readers_never_see_a_partial_blob(self, blob_store: Any) -> None:
+        versions = [bytes([65 + v]) * 256 * 1024 for v in range(2)]
+        blob_store.put("atomic", versions[0])
+        writers_left = [2]
+        lock = threading.Lock()
+        reads = [0]
 
         def work(worker: int) -> None:
-            try:
-                for i in range(10):
-                    key = f"w{worker}/{i:03d}"
-                    data = f"{worker}-{i}".encode() * 100
-                    blob_store.put(key, data)
-                    assert blob_store.get(key) == data
-            except BaseException as exc:
-                errors.append(exc)
+            if worker < 2:  # two writers, alternating the two versions
+                try:
+                    for i in range(8):
+                        blob_store.put("atomic", versions[(worker + i) % 2])
+                finally:  # a failing writer must not leave the reader waiting forever
+                    with lock:
+                        writers_left[0] -= 1
+                return
+            while writers_left[0] or reads[0] < 3:  # one reader, for as long as they write
+                data = blob_store.get("atomic")
+                assert data in versions, f"read {len(data)} bytes that no writer wrote"
+                reads[0] += 1
 
-        threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
-        assert len(list(blob_store.list())) == 60
+        _in_threads(work, 3)
+        assert blob_store.get("atomic") in versions
+
+    # -- close
+
+    def test_close_twice_is_harmless(self, blob_store: Any) -> None:
+        blob_store.put("c", b"x")
+        blob_store.close()
+        blob_store.close()
+
+    def test_data_survives_close_and_reopen(
+        self, blob_store: Any, request: pytest.FixtureRequest
+    ) -> None:
+        reopen = _reopener(request, "reopen_blob_store")
+        blob_store.put("keep/1.png", PNG, "image/png")
+        blob_store.put("gone/1.png", PNG)
+        blob_store.delete("gone/1.png")
+        blob_store.close()
+        again = reopen()
+        try:
+            assert again.get("keep/1.png") == PNG
+            assert again.exists("gone/1.png") is False
+            if vs.Capability.LIST in vs.capabilities_of(again):
+                assert list(again.list()) == ["keep/1.png"]
+        finally:
+            again.close()
+
+    # -- native async
+
+    def test_native_async(self, blob_store: Any) -> None:
+        _needs(blob_store, vs.Capability.NATIVE_ASYNC)
+        aio = blob_store.aio
+
+        async def run() -> None:
+            assert await aio.put("as/1", b"async") == vs.BlobInfo.of("as/1", b"async")
+            assert await aio.get("as/1") == b"async"
+            assert blob_store.get("as/1") == b"async"  # one store, two faces
+            assert await aio.exists("as/1") is True
+            if vs.Capability.LIST in vs.capabilities_of(blob_store):
+                assert [key async for key in aio.list("as/")] == ["as/1"]
+            assert await aio.delete("as/1") is True
+            with pytest.raises(vs.BlobNotFound):
+                await aio.get("as/1")
+
+        asyncio.run(run())

@@ -1,0 +1,1 @@
+"""Example applications built on veritas-store (not part of the installed package)."""

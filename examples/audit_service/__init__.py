@@ -1,0 +1,1 @@
+"""The example audit service: ``uvicorn examples.audit_service.app:app``."""
