@@ -852,6 +852,23 @@ def test_a_database_driver_that_is_not_installed(tmp_path):
         vs.open_stores(config)
 
 
+def test_a_filesystem_that_is_not_installed(tmp_path):
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed: this test needs a filesystem that is not")
+    config = {
+        "audits": {"backends": {"m": {"type": "memory"}}},
+        "blobs": {"backends": {
+            "local": {"type": "fsspec", "url": f"{tmp_path}/blobs"},
+            "gcs": {"type": "fsspec", "url": "gcs://bucket/shots", "enabled": False},
+        }},
+    }  # fmt: skip
+    with vs.open_stores(config):  # disabled: its filesystem is not needed
+        pass
+    config["blobs"]["backends"]["gcs"]["enabled"] = True
+    with pytest.raises(ConfigError, match="blobs.backends.gcs.*not installed"):
+        vs.open_stores(config)
+
+
 def test_a_plugin_factory_can_check_its_options_before_anything_is_opened(tmp_path):
     opened = []
 
