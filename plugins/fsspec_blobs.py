@@ -62,6 +62,25 @@ _S3 = _Dialect(content_type_kwarg="ContentType", read_kwargs={"max_concurrency":
 _DIALECTS = {"s3": _S3, "s3a": _S3}
 
 
+def _checked_options(url: Any, storage_options: Any) -> tuple[str, dict[str, Any]]:
+    """The url as text and the storage options without empty values, or a TypeError or
+    ValueError saying what is wrong."""
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str):
+        raise TypeError(f"fsspec blob backend: url must be a str, got {type(url).__name__}")
+    if not url.strip():
+        raise ValueError("fsspec blob backend: url must not be empty")
+    if storage_options is None:
+        storage_options = {}
+    if not isinstance(storage_options, Mapping):
+        raise TypeError(
+            "fsspec blob backend: storage_options must be a table/dict, "
+            f"got {type(storage_options).__name__}"
+        )
+    return url, _drop_empty(storage_options, "storage_options")
+
+
 def _drop_empty(options: Mapping[str, Any], where: str) -> dict[str, Any]:
     """A copy of ``options`` without entries whose value is ``""`` (at any depth)."""
     cleaned: dict[str, Any] = {}
@@ -159,20 +178,7 @@ class FsspecBlobStore:
     """
 
     def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        if isinstance(url, os.PathLike):
-            url = os.fspath(url)
-        if not isinstance(url, str):
-            raise TypeError(f"fsspec blob backend: url must be a str, got {type(url).__name__}")
-        if not url.strip():
-            raise ValueError("fsspec blob backend: url must not be empty")
-        if storage_options is None:
-            storage_options = {}
-        if not isinstance(storage_options, Mapping):
-            raise TypeError(
-                "fsspec blob backend: storage_options must be a table/dict, "
-                f"got {type(storage_options).__name__}"
-            )
-        options = _drop_empty(storage_options, "storage_options")
+        url, options = _checked_options(url, storage_options)
         self._url = url
         self._options = options
         shown = _redact_url(url)
@@ -215,9 +221,23 @@ class FsspecBlobStore:
 
     @staticmethod
     def check_options(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
-        """Raise ValueError or TypeError for bad options (``open_stores`` asks every backend
-        this before it opens any). Opening this store creates nothing, so that is the check."""
-        FsspecBlobStore(url, storage_options).close()
+        """Raise ValueError or TypeError for bad options, creating, connecting and importing
+        nothing (``open_stores`` asks every backend this before it opens any)."""
+        url, _ = _checked_options(url, storage_options)
+        if "::" in url:
+            return  # a chained URL: left to the open
+        protocol, path = split_protocol(url)
+        if protocol is None or protocol in ("file", "local"):
+            return
+        if protocol not in fsspec.available_protocols():
+            raise ValueError(
+                f"fsspec blob backend {_redact_url(url)!r}: Protocol not known: {protocol}"
+            )
+        if not path.strip("/"):
+            raise ValueError(
+                f"fsspec blob backend {_redact_url(url)!r}: the url names no bucket or folder "
+                "to store under"
+            )
 
     # --- helpers -------------------------------------------------------------------------
 

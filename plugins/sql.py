@@ -181,7 +181,7 @@ def _parse_url(url: object) -> URL:
         raise ValueError("url is not a valid SQLAlchemy database URL (not shown)") from None
 
 
-def _make_engine(
+def _engine_args(
     url: str,
     table_prefix: str = "veritas_",
     echo: bool = False,
@@ -191,10 +191,10 @@ def _make_engine(
     pool_pre_ping: bool = True,
     pool_recycle: int | None = None,
     auto_upgrade: bool = False,
-) -> tuple[sa.Engine, URL]:
-    """Check every option and make the engine; nothing is created or connected yet."""
+) -> tuple[URL, dict[str, Any]]:
+    """Check every option; return the URL and the ``create_engine`` arguments. Nothing is
+    created, connected or even imported (a database driver is imported by the engine)."""
     parsed = _parse_url(url)
-    safe_url = parsed.render_as_string(hide_password=True)
     if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
         raise ValueError(
             f"table_prefix must be at most 32 letters, digits or '_', not starting with a "
@@ -202,6 +202,7 @@ def _make_engine(
         )
     _check_bool("echo", echo)
     _check_bool("pool_pre_ping", pool_pre_ping)
+    _check_bool("auto_upgrade", auto_upgrade)
     if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float):
         raise TypeError(f"busy_timeout must be a number of seconds, got {busy_timeout!r}")
     if not 0 <= busy_timeout < 86_400:
@@ -234,9 +235,14 @@ def _make_engine(
         # DELETEs, a classic deadlock between concurrent writers. Reads still get a snapshot.
         options["isolation_level"] = "READ COMMITTED"
     try:
-        return sa.create_engine(parsed, **options), parsed
+        parsed.get_dialect()  # an unknown database name
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise ValueError(f"cannot use database URL {safe_url}: {exc}") from None
+        raise ValueError(f"cannot use database URL {_safe(parsed)}: {exc}") from None
+    return parsed, options
+
+
+def _safe(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
 
 
 # --- prepared statements and transactions ---------------------------------------------------
@@ -445,11 +451,15 @@ class SqlAuditStore:
         pool_recycle: int | None = None,
         auto_upgrade: bool = False,
     ) -> None:
-        self._engine, parsed = _make_engine(
+        parsed, engine_options = _engine_args(
             url, table_prefix, echo, busy_timeout, pool_size, max_overflow, pool_pre_ping,
             pool_recycle, auto_upgrade,
         )  # fmt: skip
-        self._safe_url = parsed.render_as_string(hide_password=True)
+        self._safe_url = _safe(parsed)
+        try:
+            self._engine = sa.create_engine(parsed, **engine_options)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise ValueError(f"cannot use database URL {self._safe_url}: {exc}") from None
         self._prefix = table_prefix
         sqlite = parsed.get_backend_name() == "sqlite"
         memory = sqlite and parsed.database in (None, "", ":memory:")
@@ -506,7 +516,7 @@ class SqlAuditStore:
     def check_options(**options: Any) -> None:
         """Raise ValueError or TypeError for bad options, creating and connecting nothing
         (``open_stores`` asks every backend this before it opens any)."""
-        _make_engine(**options)[0].dispose()
+        _engine_args(**options)
 
     def _tune_sqlite(self, busy_timeout: float) -> None:
         @sa.event.listens_for(self._engine, "connect")

@@ -23,7 +23,7 @@ from veritas_store_plugins.memory import MemoryAuditStore, MemoryBlobStore
 
 
 class _Native:
-    capabilities = frozenset({"native_async"})
+    capabilities = frozenset({"native_async", "list"})
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner

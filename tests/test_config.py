@@ -6,6 +6,7 @@ Every test runs in its own empty current directory (``tmp_path/cwd``), so the em
 
 from __future__ import annotations
 
+import importlib.util
 import textwrap
 from pathlib import Path
 
@@ -831,6 +832,41 @@ def test_a_bad_option_value_is_found_before_any_backend_is_opened(tmp_path, blob
     path = write(folder / "c.toml", VALID_AUDITS + "\n" + blobs)
     assert "invalid options" in str(config_error(path))
     assert sorted(p.name for p in folder.iterdir()) == ["c.toml"]
+
+
+def test_a_database_driver_that_is_not_installed(tmp_path):
+    pytest.importorskip("sqlalchemy.dialects.mssql")
+    if importlib.util.find_spec("pyodbc") is not None:
+        pytest.skip("pyodbc is installed: this test needs a driver that is not")
+    config = {
+        "audits": {"backends": {
+            "db": {"type": "sql", "url": f"sqlite:///{tmp_path}/a.db"},
+            "later": {"type": "sql", "url": "mssql+pyodbc://u:pw@h/db", "enabled": False},
+        }},
+        "blobs": {"backends": {"m": {"type": "memory"}}},
+    }  # fmt: skip
+    with vs.open_stores(config):  # disabled: its driver is not needed
+        pass
+    config["audits"]["backends"]["later"]["enabled"] = True
+    with pytest.raises(vs.BackendUnavailable, match="later.*No module named 'pyodbc'"):
+        vs.open_stores(config)
+
+
+def test_a_filesystem_that_is_not_installed(tmp_path):
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed: this test needs a filesystem that is not")
+    config = {
+        "audits": {"backends": {"m": {"type": "memory"}}},
+        "blobs": {"backends": {
+            "local": {"type": "fsspec", "url": f"{tmp_path}/blobs"},
+            "gcs": {"type": "fsspec", "url": "gcs://bucket/shots", "enabled": False},
+        }},
+    }  # fmt: skip
+    with vs.open_stores(config):  # disabled: its filesystem is not needed
+        pass
+    config["blobs"]["backends"]["gcs"]["enabled"] = True
+    with pytest.raises(ConfigError, match="blobs.backends.gcs.*not installed"):
+        vs.open_stores(config)
 
 
 def test_a_plugin_factory_can_check_its_options_before_anything_is_opened(tmp_path):

@@ -563,7 +563,7 @@ def test_cli_verify_without_names_compares_enabled_backends_with_the_authoritati
         (["copy", "--from", "db", "--to", "nope"], "no backend named 'nope'"),
         (["verify", "--from", "nope", "--to", "db"], "no backend named 'nope'"),
         (["copy", "--from", "db", "--to", "db"], "both name 'db'"),
-        (["copy", "--from", "db", "--to", "memory"], "'memory' is a memory backend"),
+        (["copy", "--from", "db", "--to", "memory"], "'memory' is an in-memory backend"),
         (["verify", "--from", "db"], "both --from and --to, or neither"),
         (["copy", "--from", "db"], "Missing option '--to'"),
     ],

@@ -297,6 +297,11 @@ class AsyncAuditStore:
         """The sync composite (its ``backends``, ``members`` and ``authoritative``)."""
         return self._audits
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the composite can do (``veritas_store.Capability`` values), as in the sync API."""
+        return frozenset(self._audits.capabilities)
+
     async def create(self, audit: Audit) -> None:
         await self._run(self._audits.create, audit)
 
@@ -336,6 +341,11 @@ class AsyncBlobStore:
     def sync(self) -> Any:
         """The sync composite (its ``backends``, ``members`` and ``authoritative``)."""
         return self._blobs
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the composite can do (``veritas_store.Capability`` values), as in the sync API."""
+        return frozenset(self._blobs.capabilities)
 
     async def put(self, key: str, data: bytes, content_type: str | None = None) -> BlobInfo:
         return await self._run(self._blobs.put, key, data, content_type)

@@ -787,10 +787,10 @@ def _refuse_per_process(cfg: Config, names: list[str]) -> None:
     for kind in ("audits", "blobs"):
         for name in names:
             backend = cfg.section(kind).backends.get(name)
-            if backend is not None and backend.type == PERSISTENT_HINT:
+            if backend is not None and _per_process(backend):
                 raise ConfigError(
-                    f"{name!r} is a memory backend: it lives in one process's memory, so this "
-                    "command would only see its own empty copy",
+                    f"{name!r} is an in-memory backend: it lives in one process's memory, so "
+                    "this command would only see its own empty copy",
                     source=cfg.source,
                     key=f"{kind}.backends.{name}",
                 )
@@ -935,7 +935,7 @@ def verify(
             source,
             target,
             max_details=max_diffs,
-            skip_types=(PERSISTENT_HINT,),
+            skip=_per_process,
             progress=_progress_callback(bar),
         )
     clean = all(r.clean for r in reports)

@@ -251,6 +251,8 @@ def _check_options(
             raise ConfigError(
                 f"invalid options: {redact(str(exc))}", source=source, key=where
             ) from None
+        except Exception:  # the check could not tell (a driver not installed, ...): the
+            log.debug("check_options of %s failed", where, exc_info=True)  # open will say
 
 
 def _check_names_and_types(

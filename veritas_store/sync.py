@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .config import SECTIONS, Config, load_config
+from .config import SECTIONS, BackendConfig, Config, load_config
 from .errors import AuditExists, AuditNotFound, BlobNotFound, ConfigError, InvalidImage
 from .model import Audit, sort_key
 from .plugins import PluginRegistry
@@ -699,15 +699,16 @@ def verify_backends(
     target: str | None = None,
     *,
     max_details: int = MAX_DETAILS,
-    skip_types: Iterable[str] = (),
+    skip: Callable[[BackendConfig], bool] | None = None,
     progress: Progress | None = None,
     plugins: Iterable[object] = (),
 ) -> list[VerifyReport]:
     """Compare two named backends in every section that declares both, or (no names) every
     enabled backend with its section's authoritative one.
 
-    Without names, backends whose type is in ``skip_types`` get a report with ``skipped`` set
-    instead of a comparison (the CLI skips ``memory``: another process's memory is not there).
+    Without names, a pair with a backend for which ``skip`` is true gets a report with
+    ``skipped`` set instead of a comparison (the CLI skips in-memory backends: another
+    process's memory is not there to compare).
     """
     if (source is None) != (target is None):
         raise ValueError("name both backends (source and target) or neither")
@@ -722,7 +723,6 @@ def verify_backends(
                 _verify(pair.kind, src, dst, report, progress)
             reports.append(report)
         return reports
-    skip = set(skip_types)
     reports = []
     with open_stores(cfg, plugins=plugins) as stores:
         for kind, composite in (("audits", stores.audits), ("blobs", stores.blobs)):
@@ -732,11 +732,12 @@ def verify_backends(
                 if name == lead:
                     continue
                 report = VerifyReport(kind, lead, name, max_details=max_details)
-                types = {cfg.section(kind).backends[n].type for n in (lead, name)}
-                if types & skip:
+                section = cfg.section(kind)
+                in_memory = [n for n in (lead, name) if skip and skip(section.backends[n])]
+                if in_memory:
                     report.skipped = (
-                        f"a {'/'.join(sorted(types & skip))} backend lives in one process's "
-                        "memory: it cannot be compared from another process"
+                        f"{' and '.join(map(repr, in_memory))} in one process's memory: "
+                        "cannot be compared from another process"
                     )
                 else:
                     _verify(kind, backends[lead], store, report, progress)
