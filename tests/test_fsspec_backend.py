@@ -469,7 +469,6 @@ def test_empty_storage_options_are_dropped(s3_server: s3server.S3Server) -> None
 
 
 def test_secrets_never_appear_in_repr() -> None:
-    pytest.importorskip("s3fs")
     store = FsspecBlobStore(
         "s3://bucket/prefix",
         {
