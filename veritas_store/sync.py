@@ -302,6 +302,20 @@ def _no_progress(task: str, done: int, total: int | None) -> None:
 _MISSING = object()  # "look the audit up by id": a listing could not tell
 
 
+def _resume(report: CopyReport, checkpoint: Checkpoint) -> tuple[bool, Any]:
+    """Whether this section's copy already finished, and the position to continue after.
+
+    Sets ``report.resumed_after`` (and ``complete`` when finished) from the checkpoint.
+    """
+    if checkpoint.finished(report.kind):
+        report.resumed_after = checkpoint.done_before(report.kind)
+        report.complete = True
+        return True, None
+    position = checkpoint.position(report.kind)
+    report.resumed_after = checkpoint.done_before(report.kind) if position else 0
+    return False, position
+
+
 def copy_audits(
     source: Any,
     target: Any,
@@ -323,12 +337,9 @@ def copy_audits(
     progress = progress or _no_progress
     task = f"audits {report.source} → {report.target}"
     started = time.perf_counter()
-    if checkpoint.finished(report.kind):
-        report.resumed_after = checkpoint.done_before(report.kind)
-        report.complete = True
+    finished, cursor = _resume(report, checkpoint)
+    if finished:
         return report
-    cursor = checkpoint.position(report.kind)
-    report.resumed_after = checkpoint.done_before(report.kind) if cursor else 0
     progress(task, report.resumed_after, None)
     with _Pool(workers) as pool:
         while True:
@@ -495,12 +506,9 @@ def copy_blobs(
     progress = progress or _no_progress
     task = f"blobs {report.source} → {report.target}"
     started = time.perf_counter()
-    if checkpoint.finished(report.kind):
-        report.resumed_after = checkpoint.done_before(report.kind)
-        report.complete = True
+    finished, after = _resume(report, checkpoint)
+    if finished:
         return report
-    after = checkpoint.position(report.kind)
-    report.resumed_after = checkpoint.done_before(report.kind) if after else 0
     keys = [k for k in source.list() if after is None or k > after]
     total = report.resumed_after + len(keys)
     progress(task, report.resumed_after, total)
