@@ -2,7 +2,8 @@
 
 Registered as backend type ``slow`` (audits and blobs) through an ordinary plugin object, so
 ``open_stores(config, plugins=[SlowPlugin()])`` builds it from a config like any other backend.
-The delay stands for a remote database or object store round trip; reads are not delayed.
+The delay stands for a remote database or object store round trip (and the store declares
+``durable`` like one, so its writes are journaled); reads are not delayed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class SlowStore:
     def __init__(self, inner: Any, delay_ms: float) -> None:
         self.inner = inner
         self.delay = delay_ms / 1000
+        # it stands for a remote store, so it is journaled like one
+        self.capabilities = vs.capabilities_of(inner) | {vs.Capability.DURABLE}
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)

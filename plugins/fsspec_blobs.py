@@ -215,9 +215,12 @@ class FsspecBlobStore:
         # URLs: file:// locally, and wherever the filesystem can sign (s3fs presigns);
         # fsspec's base class (memory://, ...) raises NotImplementedError from sign().
         can_sign = self._local or type(fs).sign is not AbstractFileSystem.sign
-        self.capabilities = frozenset(
-            {vs.Capability.LIST, vs.Capability.URLS} if can_sign else {vs.Capability.LIST}
-        )
+        capabilities = {vs.Capability.LIST}
+        if can_sign:
+            capabilities.add(vs.Capability.URLS)
+        if "memory" not in protocols:  # fsspec's memory:// ends with the process
+            capabilities.add(vs.Capability.DURABLE)
+        self.capabilities = frozenset(capabilities)
 
     @staticmethod
     def check_options(url: str, storage_options: Mapping[str, Any] | None = None) -> None:

@@ -434,10 +434,13 @@ class _SqlAlchemyRunner(_Runner):
 # --- the store ------------------------------------------------------------------------------
 
 
+_DURABLE_CAPABILITIES = frozenset({vs.Capability.LIST, vs.Capability.DURABLE})
+
+
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
 
-    capabilities = frozenset({vs.Capability.LIST})
+    capabilities: frozenset[str] = frozenset({vs.Capability.LIST})  # in-memory SQLite
 
     def __init__(
         self,
@@ -465,6 +468,8 @@ class SqlAuditStore:
         memory = sqlite and parsed.database in (None, "", ":memory:")
         if sqlite and parsed.database and not memory and not parsed.database.startswith("file:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # an in-memory SQLite database ends with the process: nothing a journal could repair
+        self.capabilities = self.capabilities if memory else _DURABLE_CAPABILITIES
 
         # A single StaticPool connection must not be used by two threads at once.
         self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()

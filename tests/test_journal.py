@@ -368,8 +368,9 @@ def test_a_composite_of_one_backend_writes_no_journal(tmp_path: Path) -> None:
 def test_the_default_journal_is_under_veritas_data_next_to_the_config(tmp_path: Path) -> None:
     folder = tmp_path / "conf"
     folder.mkdir()
-    (folder / "v.toml").write_text(
-        '[audits.backends.a]\ntype = "memory"\n[audits.backends.b]\ntype = "memory"\n'
+    (folder / "v.toml").write_text(  # a durable follower: memory ones are not journaled
+        '[audits.backends.a]\ntype = "memory"\n'
+        f'[audits.backends.b]\ntype = "sql"\nurl = "sqlite:///{tmp_path}/b.db"\n'
     )
     with vs.open_stores(folder / "v.toml") as stores:
         assert stores.journal is not None
@@ -518,3 +519,95 @@ def test_repair_with_the_journal_off_says_so(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "journal is off" in result.output
     result = CliRunner().invoke(main, ["check", "--config", str(path)])
     assert "Repair journal: off" in result.output
+
+
+# -- only writes a durable backend may miss are journaled -----------------------------------
+
+
+def test_volatile_followers_are_not_journaled(tmp_path: Path) -> None:
+    """SQLite authoritative, memory follower (the embedded default's shape): no journal rows."""
+    cfg = {
+        "audits": {
+            "read_order": ["db", "memory"],
+            "backends": {
+                "db": {"type": "sql", "url": f"sqlite:///{tmp_path}/db.sqlite"},
+                "memory": {"type": "memory"},
+            },
+        },
+        "blobs": {"backends": {"disk": {"type": "fsspec", "url": str(tmp_path / "disk")}}},
+        "journal": str(tmp_path / "journal.db"),
+    }
+    with vs.open_stores(cfg) as stores:
+        assert vs.Capability.DURABLE in vs.capabilities_of(stores.audits.backends["db"])
+        assert vs.Capability.DURABLE not in vs.capabilities_of(stores.audits.backends["memory"])
+        assert stores.journal is None and stores.audits.journal is None
+        stores.audits.create(sample_audit("a1"))
+        stores.audits.update(attrs.evolve(sample_audit("a1"), narrative="changed"))
+        stores.audits.delete("a1")
+        assert stores.audits.backends["memory"].get("a1") is None
+    assert not (tmp_path / "journal.db").exists()  # not even opened
+
+
+def test_a_durable_follower_is_journaled_while_it_misses_a_write(tmp_path: Path) -> None:
+    """SQLite + SQLite: the intent is on disk while the write is in flight, cleared after."""
+    seen: list[list[tuple[str, str, str]]] = []
+    with open_with(make_config(tmp_path)) as stores:
+        assert stores.audits.journal is not None
+        inner_create = mirror(stores).create
+
+        def peek_then_create(audit: vs.Audit) -> None:
+            db = sqlite3.connect(tmp_path / "journal.db")
+            seen.append(db.execute("SELECT section, operation, key FROM entries").fetchall())
+            db.close()
+            inner_create(audit)
+
+        mirror(stores).create = peek_then_create  # type: ignore[method-assign]
+        stores.audits.create(sample_audit("a1"))
+        assert seen == [[("audits", "create", "a1")]]
+        assert journal_size(stores) == 0
+
+
+def test_a_memory_authoritative_backend_with_a_durable_follower_is_journaled(
+    tmp_path: Path,
+) -> None:
+    cfg = {
+        "audits": {
+            "read_order": ["memory", "db"],
+            "backends": {
+                "memory": {"type": "memory"},
+                "db": {
+                    "type": "faulty",
+                    "inner": "sql",
+                    "url": f"sqlite:///{tmp_path}/db.sqlite",
+                    "required": False,
+                },
+            },
+        },
+        "blobs": {
+            "backends": {
+                "disk": {"type": "fsspec", "url": str(tmp_path / "disk")},
+                "ram": {"type": "fsspec", "url": "memory://veritas-w11-test"},
+            }
+        },
+        "journal": str(tmp_path / "journal.db"),
+    }
+    with open_with(cfg) as stores:
+        assert stores.audits.journal is not None
+        # blobs are written in parallel: the durable disk may miss a put
+        assert stores.blobs.journal is not None
+        stores.audits.backends["db"].fail("create")
+        stores.audits.create(sample_audit("a1"))
+        assert journal_size(stores) == 1
+        stores.audits.backends["db"].heal()
+        assert repair(stores).items == 1
+        assert stores.audits.backends["db"].get("a1") == sample_audit("a1")
+
+
+def test_in_memory_sqlite_and_memory_fsspec_are_not_durable(tmp_path: Path) -> None:
+    cfg = {
+        "audits": {"backends": {"db": {"type": "sql", "url": "sqlite://"}}},
+        "blobs": {"backends": {"ram": {"type": "fsspec", "url": "memory://veritas-w11-cap"}}},
+    }
+    with vs.open_stores(cfg) as stores:
+        assert vs.Capability.DURABLE not in vs.capabilities_of(stores.audits.backends["db"])
+        assert vs.Capability.DURABLE not in vs.capabilities_of(stores.blobs.backends["ram"])

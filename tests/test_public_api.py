@@ -114,5 +114,6 @@ def test_capability_values_are_stable() -> None:
         "LIST": "list",
         "URLS": "urls",
         "NATIVE_ASYNC": "native_async",
+        "DURABLE": "durable",
     }
     assert {"list"} == vs.DEFAULT_CAPABILITIES

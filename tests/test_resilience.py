@@ -183,7 +183,9 @@ def test_a_create_that_committed_before_its_answer_was_lost_succeeds_on_retry() 
 
 def test_a_hung_optional_backend_times_out_and_the_write_is_journaled(tmp_path: Path) -> None:
     recorder = Recorder()
-    cfg = two_audit_backends({"type": "memory"}, faulty(timeout=0.2, required=False))
+    # a durable follower (SQLite): writes only memory backends may miss are not journaled
+    follower = faulty(timeout=0.2, required=False, inner="sql", url=f"sqlite:///{tmp_path}/s.db")
+    cfg = two_audit_backends({"type": "memory"}, follower)
     cfg["journal"] = str(tmp_path / "journal.db")
     with open_with(cfg, recorder) as stores:
         second: FaultyStore = stores.audits.backends["second"]

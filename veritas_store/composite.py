@@ -94,6 +94,20 @@ class Member(Generic[S]):
         return self.store
 
 
+def needs_journal(write: list[Member[Any]], parallel: bool) -> bool:
+    """Whether writes to these backends (in write order) need their intents journaled.
+
+    Only when a backend that may miss a write is ``durable``: the followers, and the first
+    backend too when it may be skipped (optional) or is written alongside the rest (parallel).
+    A volatile follower that misses a write is logged and reported, and is behind until the
+    item is written again; a restart empties it anyway, so there is nothing to repair.
+    """
+    if len(write) < 2:
+        return False  # one backend: nothing to miss
+    may_miss = write if parallel or not write[0].required else write[1:]
+    return any(Capability.DURABLE in capabilities_of(m.store) for m in may_miss)
+
+
 class _Composite(Generic[S]):
     kind = ""
     parallel_writes = False  # every backend at once (no precondition to decide first)
@@ -123,12 +137,13 @@ class _Composite(Generic[S]):
         self._all: list[Member[S]] = routed + [m for m in members if m not in routed]
         self._compare = by_name[routing.compare] if routing.compare else None
         self._parallel = self.parallel_writes and not routing.ordered
-        self.journal = journal if len(self._write) > 1 else None  # one backend: nothing to miss
+        self._capabilities = {m.name: capabilities_of(m.store) for m in members}
+        self.wants_journal = needs_journal(self._write, self._parallel)
+        self.journal = journal if self.wants_journal else None
         self.read_repair = read_repair
         self._notify = notify
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._capabilities = {m.name: capabilities_of(m.store) for m in members}
         self.capabilities: frozenset[str] = _INHERITED & frozenset().union(
             *(self._capabilities[m.name] for m in self._read)
         )

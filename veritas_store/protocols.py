@@ -30,6 +30,11 @@ class Capability(enum.StrEnum):
     NATIVE_ASYNC = "native_async"
     """``store.aio`` has the same methods as coroutines; the async API uses it directly."""
 
+    DURABLE = "durable"
+    """What the store holds outlives the process (a file, a database, object storage). A
+    composite journals a write only when a backend that may miss it is durable: a volatile
+    store (memory) starts empty again, so a write it missed leaves repair nothing to complete."""
+
 
 DEFAULT_CAPABILITIES: frozenset[str] = frozenset({Capability.LIST})
 """What a store that has no ``capabilities`` attribute is taken to support."""

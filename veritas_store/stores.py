@@ -106,8 +106,19 @@ def build_stores(
                 log.exception("closing a backend after a failed open")
         raise
     routes = {kind: route(cfg.section(kind)) for kind in ("audits", "blobs")}
+
+    def composite(cls: Any, kind: str, members: list[Member[Any]]) -> Any:
+        section = cfg.section(kind)
+        return cls(
+            members, notify=registry.notify, routing=routes[kind], read_repair=section.read_repair
+        )
+
+    audits = composite(CompositeAuditStore, "audits", audit_members)
+    blobs = composite(CompositeBlobStore, "blobs", blob_members)
+    # The journal file is opened only if some write may miss a durable backend.
+    journaled = [c for c in (audits, blobs) if c.wants_journal]
     journal = None
-    if cfg.journal is not None and any(len(r.write) > 1 for r in routes.values()):
+    if cfg.journal is not None and journaled:
         try:
             journal = Journal(cfg.journal)
         except Exception as exc:
@@ -116,19 +127,8 @@ def build_stores(
             raise BackendUnavailable(
                 f"the repair journal {str(cfg.journal)!r} could not be opened: {exc}"
             ) from exc
-
-    def composite(cls: Any, kind: str, members: list[Member[Any]]) -> Any:
-        section = cfg.section(kind)
-        return cls(
-            members,
-            notify=registry.notify,
-            routing=routes[kind],
-            journal=journal,
-            read_repair=section.read_repair,
-        )
-
-    audits = composite(CompositeAuditStore, "audits", audit_members)
-    blobs = composite(CompositeBlobStore, "blobs", blob_members)
+        for c in journaled:
+            c.journal = journal
     return Stores(audits, blobs, cfg, registry, journal)
 
 
