@@ -21,20 +21,22 @@ prefix at once: a PostgreSQL advisory lock, a MariaDB/MySQL named lock, SQLite's
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 import veritas_store as vs
+
+if TYPE_CHECKING:  # Alembic is imported only where a migration or the history needs it
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).with_name("sql_migrations")
 BASELINE = "0001"  # the schema of databases created before migrations existed
@@ -44,13 +46,35 @@ _MYSQL = ("mysql", "mariadb")
 _LOCK_WAIT = 120  # seconds a MariaDB/MySQL process waits for another's schema change
 
 
+_ASSIGNMENT = re.compile(r"^(revision|down_revision)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.MULTILINE)
+
+
 @functools.cache
 def _script() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(MIGRATIONS))
 
 
 def head() -> str:
-    heads = _script().get_heads()
+    """The latest revision, read from the migration files' ``revision`` / ``down_revision``
+    lines: opening a store needs only this, and importing Alembic would cost more than the
+    open (a test checks it against Alembic's own answer)."""
+    return _head_of(MIGRATIONS)
+
+
+@functools.cache
+def _head_of(folder: Path) -> str:
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (folder / "versions").glob("*.py"):
+        found = dict(_ASSIGNMENT.findall(script.read_text(encoding="utf-8")))
+        if "revision" not in found:
+            continue
+        revisions.add(ast.literal_eval(found["revision"]))
+        down = ast.literal_eval(found.get("down_revision", "None"))
+        parents.update((down,) if isinstance(down, str) else down or ())
+    heads = sorted(revisions - parents)
     if len(heads) != 1:  # a packaging mistake, never a user's: say so plainly
         raise RuntimeError(f"the sql migrations must have one head, found {heads}")
     return heads[0]
@@ -91,7 +115,12 @@ class Schema:
         if not inspector.has_table(self.version_table):
             ours = [t for t in _TABLES if inspector.has_table(self._prefix + t)]
             return State("unversioned" if ours else "empty", None)
-        revision = self._context(conn).get_current_revision()
+        query = sa.select(sa.column("version_num")).select_from(sa.table(self.version_table))
+        stamped = conn.execute(query).scalars().all()
+        # one row is the rule; Alembic explains anything else (several heads) when asked
+        if len(stamped) > 1:
+            stamped = [self._context(conn).get_current_revision()]
+        revision = stamped[0] if stamped else None
         if revision is None:  # a version table without a row: as if it were not there
             ours = [t for t in _TABLES if inspector.has_table(self._prefix + t)]
             return State("unversioned" if ours else "empty", None)
@@ -135,7 +164,7 @@ class Schema:
             state = self.state(conn)  # again: another process may have acted meanwhile
             if state.kind == "empty":
                 self._metadata.create_all(conn)
-                self._context(conn).stamp(_script(), head())
+                self._stamp_head(conn)
             elif state.kind in ("outdated", "unversioned") and auto_upgrade:
                 self._upgrade(conn, state)
             elif state.kind != "current":
@@ -173,6 +202,9 @@ class Schema:
             self._run_migrations(conn)
 
     def _run_migrations(self, conn: sa.Connection) -> None:
+        from alembic.config import Config
+        from alembic.runtime.environment import EnvironmentContext
+
         script = _script()
 
         def steps(revision: Any, _context: MigrationContext) -> Any:
@@ -186,7 +218,21 @@ class Schema:
             )
             env.run_migrations()
 
+    def _stamp_head(self, conn: sa.Connection) -> None:
+        """Record the head revision in a new version table, as ``alembic stamp`` would (the
+        same table, so Alembic reads and moves it later), without importing Alembic."""
+        table = sa.Table(
+            self.version_table,
+            sa.MetaData(),
+            sa.Column("version_num", sa.String(32), nullable=False),
+            sa.PrimaryKeyConstraint("version_num", name=f"{self.version_table}_pkc"),
+        )
+        table.create(conn)
+        conn.execute(table.insert().values(version_num=head()))
+
     def _context(self, conn: sa.Connection) -> MigrationContext:
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(conn, opts={"version_table": self.version_table})
 
     def _refusal(self, state: State) -> str:

@@ -426,3 +426,11 @@ def test_the_embedded_default_upgrades_its_sqlite_file(
     _legacy_database(Db(f"sqlite:///{tmp_path}/veritas-data/audits.db", "veritas_"))
     with vs.open_stores() as stores:
         assert stores.audits.backends["sql"].schema_current()["state"] == "current"
+
+
+def test_the_cheap_head_is_alembics_head(second_revision: Any) -> None:
+    """Opening a store reads the head from the migration files without Alembic: it must be
+    the revision Alembic itself calls the head, for the shipped scripts and with one more."""
+    assert [sql_schema.head()] == sql_schema._script().get_heads()
+    second_revision()
+    assert [sql_schema.head()] == sql_schema._script().get_heads() == ["0002"]
