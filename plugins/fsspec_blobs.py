@@ -292,7 +292,6 @@ class FsspecBlobStore:
     def _put_local(self, path: str, data: bytes) -> None:
         folder, name = os.path.split(path)
         for attempt in range(5):
-            os.makedirs(folder, exist_ok=True)
             # Starts with "." so it is never a valid key: list() skips it.
             temp = os.path.join(folder, f".{name}.{_secrets.token_hex(8)}.tmp")
             try:
@@ -300,7 +299,10 @@ class FsspecBlobStore:
             except FileNotFoundError:
                 if attempt == 4:
                     raise
-                continue  # a concurrent delete() pruned the empty folder: make it again
+                # A new folder, or one a concurrent delete() pruned: made only then, so a
+                # save into an existing folder costs no stat or mkdir.
+                os.makedirs(folder, exist_ok=True)
+                continue
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
