@@ -234,7 +234,7 @@ def bench_startup(report: Report, quick: bool, workdir: Path) -> None:
             [sys.executable, "-c", code], cwd=folder, env=env, check=True
         )
 
-    rounds, ops = (2, 2) if quick else (5, 4)
+    rounds, ops = (1, 2) if quick else (3, 3)
     wall = alternating(
         {"sqlalchemy": python("import sqlalchemy"), "veritas": python(STARTUP)}, rounds, ops
     )
