@@ -7,6 +7,7 @@ is named), and the enabled backends are opened and wrapped in a composite.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -303,12 +304,26 @@ def _check_names_and_types(
 _TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
 
 
-def _hints(factory: Any) -> dict[str, Any]:
+def _hints(factory: Any) -> Mapping[str, Any]:
     target = factory.__init__ if isinstance(factory, type) else factory
     try:
-        return typing.get_type_hints(target)
+        return _cached_hints(target)
+    except TypeError:  # an unhashable callable: worked out each time
+        return _type_hints(target)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_hints(target: Any) -> Mapping[str, Any]:
+    # evaluating string annotations is most of open_stores()'s own time; each factory is
+    # checked several times per open (options, names, types)
+    return _type_hints(target)
+
+
+def _type_hints(target: Any) -> Mapping[str, Any]:
+    try:
+        return types.MappingProxyType(typing.get_type_hints(target))
     except Exception:
-        return {}
+        return types.MappingProxyType({})
 
 
 def _conforms(value: Any, hint: Any) -> bool:
