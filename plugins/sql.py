@@ -78,6 +78,31 @@ class _UtcDateTime(sa.TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
 
+    # SQLite stores text: one step each way instead of SQLAlchemy's two (the UTC conversion,
+    # then its %-format or regex), in SQLAlchemy's format "YYYY-MM-DD HH:MM:SS.ffffff".
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: sa.Dialect, coltype: Any) -> Any:
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def process(value: Any) -> datetime | None:
+            if type(value) is str and len(value) == 26:  # what bind_processor writes
+                return datetime.fromisoformat(value).replace(tzinfo=UTC)
+            return general(value)  # anything else: SQLAlchemy's parsing, as before
+
+        return process
+
 
 def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
     md = sa.MetaData()
@@ -352,7 +377,7 @@ class _DirectTransaction(_Runner):
         held: _HeldConnection | None = None,
     ) -> None:
         self.engine = engine
-        self.held = held  # SQLite writes: one connection kept out of the pool, under the lock
+        self.held = held  # SQLite: a connection kept out of the pool (see _HeldConnection)
         self.dialect = engine.dialect
         self.lock = lock
         self.begin = begin  # SQLite: "BEGIN" or "BEGIN IMMEDIATE"; servers begin implicitly
@@ -364,6 +389,8 @@ class _DirectTransaction(_Runner):
         self.lock.__enter__()
         try:
             held = self.held
+            if held is not None and not held.claim():
+                held = self.held = None  # another reader has it: one from the pool
             if held is not None and held.conn is not None and held.conn.is_valid:
                 self.conn = held.conn
             else:
@@ -442,22 +469,39 @@ class _DirectTransaction(_Runner):
                 if self.held is not None:
                     self.held.conn = None
         finally:
+            if self.held is not None:
+                self.held.unclaim()
             self.lock.__exit__(None, None, None)
 
 
 class _HeldConnection:
-    """The SQLite writer's connection, kept checked out between writes: every write holds
-    the store's write lock, so one connection serves them all and each write skips a pool
-    checkout and check-in (about a tenth of a lifecycle's CPU). It is committed or rolled
-    back by each transaction, and replaced if it is ever invalidated."""
+    """A SQLite connection kept checked out between transactions, so each one skips a pool
+    checkout and check-in (together about a tenth of a lifecycle's CPU). The writer's serves
+    every write (each holds the store's write lock already); the reader's serves whichever
+    read claims it first, the others take one from the pool as before. Each transaction
+    commits or rolls back on it; an invalidated connection is replaced."""
 
-    def __init__(self) -> None:
+    def __init__(self, shared: bool) -> None:
         self.conn: Any = None
+        self._claim = threading.Lock() if shared else None
+
+    def claim(self) -> bool:
+        return self._claim is None or self._claim.acquire(blocking=False)
+
+    def unclaim(self) -> None:
+        if self._claim is not None:
+            self._claim.release()
 
     def release(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            conn.close()
+        """Back to the pool, for ``close()`` (the caller holds the write lock)."""
+        if self._claim is not None:
+            self._claim.acquire()  # wait for a read using it
+        try:
+            conn, self.conn = self.conn, None
+            if conn is not None:
+                conn.close()
+        finally:
+            self.unclaim()
 
 
 class _SqlAlchemyRunner(_Runner):
@@ -525,9 +569,10 @@ class SqlAuditStore:
             threading.Lock() if sqlite and not memory else self._lock
         )
         self._sqlite = sqlite
-        # only where writes have their own lock (file SQLite); in-memory SQLite has one
-        # StaticPool connection anyway
-        self._held_writer = _HeldConnection() if sqlite and not memory else None
+        # file SQLite only: in-memory SQLite has one StaticPool connection anyway
+        held = sqlite and not memory
+        self._held_writer = _HeldConnection(shared=False) if held else None
+        self._held_reader = _HeldConnection(shared=True) if held else None
         if sqlite:
             self._tune_sqlite(busy_timeout)
             self._reader = self._engine
@@ -668,7 +713,7 @@ class SqlAuditStore:
         lock = self._write_lock if write else self._lock
         if self._sqlite:
             begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-            held = self._held_writer if write else None
+            held = self._held_writer if write else self._held_reader
             return _DirectTransaction(engine, lock, begin, snapshot=False, held=held)
         return _DirectTransaction(engine, lock, None, snapshot=not write)
 
@@ -756,9 +801,10 @@ class SqlAuditStore:
         return vs.AuditPage(tuple(items), vs.encode_cursor(items[-1]) if more else None)
 
     def close(self) -> None:
-        if self._held_writer is not None:
+        if self._held_writer is not None and self._held_reader is not None:
             with self._write_lock:  # not while a write is using it
                 self._held_writer.release()
+                self._held_reader.release()
         self._engine.dispose()
 
     # --- rows <-> records -----------------------------------------------------------------
