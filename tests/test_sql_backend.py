@@ -568,3 +568,26 @@ def test_registered_through_the_entry_point() -> None:
         register=lambda name, factory, description: registered.update({name: factory})
     )
     assert registered == {"sql": SqlAuditStore}
+
+
+def test_sqlite_held_connections_are_replaced_when_invalidated_and_returned_on_close(
+    tmp_path: Any,
+) -> None:
+    """File SQLite keeps one writer and one reader connection out of the pool: one that was
+    invalidated (a driver error that lost it) is replaced at the next call, and close()
+    gives both back to the pool."""
+    store = SqlAuditStore(f"sqlite:///{tmp_path / 'held.db'}")
+    held: list[Any] = []
+    try:
+        store.create(full_audit("held-1"))
+        assert store.get("held-1") is not None
+        store._held_writer.conn.invalidate()  # type: ignore[union-attr]
+        store._held_reader.conn.invalidate()  # type: ignore[union-attr]
+        store.update(attrs.evolve(full_audit("held-1"), pages_scanned=7))
+        got = store.get("held-1")
+        assert got is not None and got.pages_scanned == 7
+        held += [store._held_writer.conn, store._held_reader.conn]  # type: ignore[union-attr]
+        assert all(conn is not None and conn.is_valid for conn in held)
+    finally:
+        store.close()
+    assert [conn.dbapi_connection for conn in held] == [None, None]  # given back to the pool
