@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import veritas_store as vs
 
 
 class MemoryAuditStore:
-    capabilities = frozenset({vs.Capability.LIST})
+    capabilities = frozenset({vs.Capability.LIST, vs.Capability.FILTERS})
 
     def __init__(self) -> None:
         self._audits: dict[str, vs.Audit] = {}
@@ -46,10 +47,11 @@ class MemoryAuditStore:
         status: vs.AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        **filters: Any,
     ) -> vs.AuditPage:
         with self._lock:
             snapshot = list(self._audits.values())
-        return vs.paginate(snapshot, status=status, limit=limit, cursor=cursor)
+        return vs.paginate(snapshot, status=status, limit=limit, cursor=cursor, **filters)
 
     def close(self) -> None:
         pass

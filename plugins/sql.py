@@ -77,7 +77,32 @@ class _UtcDateTime(sa.TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+# Filtered listings (revision 0002) seek in an index on a prefix of the filtered text column,
+# so a long URL stays indexable (PostgreSQL refuses btree entries over ~2.7 KB). MariaDB has no
+# expression indexes but native prefix indexes; list() compares the prefix, then the value.
+FILTER_PREFIX = {"risk_level": 64, "url": 255}
+
+
+def _filter_indexes(audits: sa.Table, dialect: str | None) -> None:
+    prefix = audits.name[: -len("audits")]
+    for name, length in FILTER_PREFIX.items():
+        column = audits.c[name]
+        if dialect in _MYSQL:
+            sa.Index(
+                f"ix_{prefix}audits_{name}_created_my", column, audits.c.created_at, audits.c.id,
+                mysql_length={name: length},
+            )  # fmt: skip
+        else:
+            sa.Index(
+                f"ix_{prefix}audits_{name}_created",
+                sa.func.substr(column, 1, length), audits.c.created_at, audits.c.id,
+            )  # fmt: skip
+
+
+def _build_tables(
+    prefix: str, dialect: str | None = None
+) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+    """The tables of one prefix; the filter indexes depend on the ``dialect``'s name."""
     md = sa.MetaData()
     opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}  # InnoDB: foreign keys
     audits = sa.Table(
@@ -102,11 +127,19 @@ def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Tabl
         sa.Column("pages_scanned", sa.Integer(), nullable=False),
         sa.Column("elapsed_seconds", sa.Double()),
         sa.Column("error_message", _LongText),
-        # newest-first listing, with and without a status filter
+        # revision 0002: the rest of the service's result (JSON; NULL is None)
+        sa.Column("recommendations", sa.JSON()),
+        sa.Column("domain_info", sa.JSON()),
+        sa.Column("overrides", sa.JSON()),
+        sa.Column("errors", sa.JSON()),
+        sa.Column("extra", sa.JSON()),  # nullable only because 0002 adds it to filled tables
+        # newest-first listing, with and without a filter
         sa.Index(f"ix_{prefix}audits_created", "created_at", "id"),
         sa.Index(f"ix_{prefix}audits_status_created", "status", "created_at", "id"),
         **opts,
     )
+
+    _filter_indexes(audits, dialect)  # an Index on a table's columns joins that table
 
     def child(name: str, *columns: sa.Column[Any]) -> sa.Table:
         fk = sa.ForeignKey(audits.c.id, ondelete="CASCADE")
@@ -128,6 +161,8 @@ def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Tabl
         sa.Column("description", _LongText, nullable=False),
         sa.Column("screenshot_index", sa.Integer()),
         sa.Column("evidence", _LongText),
+        sa.Column("id", _LongText),  # revision 0002
+        sa.Column("plain_english", _LongText),  # revision 0002
     )
     screenshots = child(
         "screenshots",
@@ -152,6 +187,7 @@ _audit_values = operator.attrgetter(*_AUDIT_FIELDS)
 _finding_values = operator.attrgetter(*_FINDING_FIELDS)
 _screenshot_values = operator.attrgetter(*(a.name for a in attrs.fields(vs.Screenshot)))
 _STATUS = _AUDIT_FIELDS.index("status")
+_EXTRA = _AUDIT_FIELDS.index("extra")
 
 
 # --- options --------------------------------------------------------------------------------
@@ -437,7 +473,7 @@ class _SqlAlchemyRunner(_Runner):
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
 
-    capabilities = frozenset({vs.Capability.LIST})
+    capabilities = frozenset({vs.Capability.LIST, vs.Capability.FILTERS})
 
     def __init__(
         self,
@@ -485,7 +521,7 @@ class SqlAuditStore:
         self._writer = self._engine.execution_options(veritas_write=True)
 
         self._metadata, self._audits, self._findings, self._screenshots = _build_tables(
-            table_prefix
+            table_prefix, self._engine.dialect.name
         )
         self._prepare(self._engine.dialect)
         self._schema = Schema(
@@ -684,18 +720,41 @@ class SqlAuditStore:
         status: vs.AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        risk_level: str | None = None,
+        url: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: str = "newest",
     ) -> vs.AuditPage:
-        status = vs.validate_status(status)
+        query_filter = vs.ListFilter(status, risk_level, url, created_after, created_before, order)
         vs.validate_limit(limit)
         c = self._audits.c
-        query = sa.select(*self._audit_columns()).order_by(c.created_at.desc(), c.id.desc())
-        if status is not None:
-            query = query.where(c.status == status.value)
+        newest = query_filter.order == "newest"
+        query = sa.select(*self._audit_columns()).order_by(
+            *((c.created_at.desc(), c.id.desc()) if newest else (c.created_at, c.id))
+        )
+        if query_filter.status is not None:
+            query = query.where(c.status == query_filter.status.value)
+        for name, length in FILTER_PREFIX.items():
+            value = getattr(query_filter, name)
+            if value is None:
+                continue
+            query = query.where(c[name] == value)  # MariaDB seeks in its prefix index by itself
+            if self._engine.dialect.name not in _MYSQL:  # the others need the indexed expression
+                query = query.where(sa.func.substr(c[name], 1, length) == value[:length])
+        if query_filter.created_after is not None:
+            query = query.where(c.created_at >= query_filter.created_after)
+        if query_filter.created_before is not None:
+            query = query.where(c.created_at < query_filter.created_before)
         if cursor is not None:  # keyset: strictly after the previous page's last item
             at, last_id = vs.decode_cursor(cursor)
             # "created_at <= at" is what lets every database seek in the index to the cursor
             # (an OR alone makes some scan from the newest row); the rest drops ties before it.
-            query = query.where(c.created_at <= at, sa.or_(c.created_at < at, c.id < last_id))
+            if newest:
+                query = query.where(c.created_at <= at, sa.or_(c.created_at < at, c.id < last_id))
+            else:
+                query = query.where(c.created_at >= at, sa.or_(c.created_at > at, c.id > last_id))
         with self._lock, self._reader.begin() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()  # +1: is there more?
             items = self._load(conn, rows[:limit])
@@ -749,6 +808,8 @@ def _record(
     row: Sequence[Any], findings: Sequence[Sequence[Any]], screenshots: Sequence[Sequence[Any]]
 ) -> vs.Audit:
     """An audit from its row and its children's rows (``audit_id`` first, in position order)."""
+    if row[_EXTRA] is None:  # a row from before revision 0002 filled it
+        row = [*row[:_EXTRA], {}, *row[_EXTRA + 1 :]]
     return vs.Audit(
         *row,
         findings=[vs.Finding(*r[1:]) for r in findings],

@@ -113,6 +113,7 @@ def test_capability_values_are_stable() -> None:
     assert {c.name: c.value for c in vs.Capability} == {
         "LIST": "list",
         "URLS": "urls",
+        "FILTERS": "filters",
         "NATIVE_ASYNC": "native_async",
     }
     assert {"list"} == vs.DEFAULT_CAPABILITIES

@@ -29,6 +29,7 @@ from .model import (
     AuditStatus,
     BlobInfo,
     Finding,
+    ListFilter,
     Screenshot,
     decode_cursor,
     encode_cursor,
@@ -64,6 +65,7 @@ __all__ = [
     "ChecksumMismatch",
     "ConfigError",
     "Finding",
+    "ListFilter",
     "InvalidCursor",
     "InvalidImage",
     "InvalidKey",
@@ -89,11 +91,12 @@ __all__ = [
     "validate_blob_prefix",
     "validate_limit",
     "validate_status",
+    "result_of",
 ]
 
 __version__ = "0.1.0"
 
 # Imported last: these build on the names above.
-from .recorder import AuditRecorder  # noqa: E402
+from .recorder import AuditRecorder, result_of  # noqa: E402
 from .screenshots import ScreenshotStorage  # noqa: E402
 from .stores import Stores, open_stores  # noqa: E402

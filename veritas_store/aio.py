@@ -23,6 +23,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from .errors import BackendUnavailable, PluginError
@@ -323,8 +324,24 @@ class AsyncAuditStore:
         status: AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        risk_level: str | None = None,
+        url: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: str = "newest",
     ) -> AuditPage:
-        return await self._run(self._audits.list, status=status, limit=limit, cursor=cursor)
+        return await self._run(
+            self._audits.list,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+            risk_level=risk_level,
+            url=url,
+            created_after=created_after,
+            created_before=created_before,
+            order=order,
+        )
 
     async def close(self) -> None:
         await self._run(self._audits.close)

@@ -33,6 +33,7 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -53,11 +54,12 @@ from .model import (
     AuditPage,
     AuditStatus,
     BlobInfo,
+    ListFilter,
     decode_cursor,
     validate_limit,
-    validate_status,
 )
 from .protocols import Capability, capabilities_of
+from .querying import list_with
 from .resilience import Guarded, Resilience
 from .routing import Routing
 
@@ -568,16 +570,24 @@ class CompositeAuditStore(_Composite[Any]):
         status: AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        risk_level: str | None = None,
+        url: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: str = "newest",
     ) -> AuditPage:
-        validate_status(status)
+        query = ListFilter(status, risk_level, url, created_after, created_before, order)
         validate_limit(limit)
         if cursor is not None:
             decode_cursor(cursor)  # a bad cursor is the caller's error, not a backend failure
+        listers = self._listers()
+        capabilities = {id(m.client): self._capabilities[m.name] for m in listers}
         return self._first_answer(
             "list",
             None,
-            lambda s: s.list(status=status, limit=limit, cursor=cursor),
-            self._listers(),
+            lambda s: list_with(s, capabilities[id(s)], query, limit, cursor),
+            listers,
         )
 
     # -- hooks of the generic read path ---------------------------------------------------
