@@ -94,7 +94,8 @@ def result() -> dict[str, Any]:
         "security_results": SECURITY, "site_type": "ecommerce", "site_type_confidence": 0.88,
         "domain_info": {"age_days": 41, "registrar": "NameCheap", "country": "PA",
                         "ip": "203.0.113.9", "ssl_issuer": "Let's Encrypt",
-                        "inconsistencies": ["country differs from imprint"], "entity_verified": False},
+                        "inconsistencies": ["country differs from imprint"],
+                        "entity_verified": False},
         "pages_scanned": 4, "screenshots_count": 4, "elapsed_seconds": 73.25,
         "errors": [{"phase": "whois", "error": "timeout"}], "verdict_mode": "expert",
     }  # fmt: skip

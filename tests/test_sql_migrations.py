@@ -9,10 +9,10 @@ migration (plugins/sql_migrations/versions/) until it passes again.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
