@@ -19,7 +19,7 @@ import operator
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -172,6 +172,19 @@ def _build_tables(
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("content_type", _LongText, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
+    )
+    # revision 0002: the event log, read in (audit_id, seq) order straight off its key
+    sa.Table(
+        f"{prefix}events",
+        md,
+        sa.Column(
+            "audit_id", _Id, sa.ForeignKey(audits.c.id, ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("type", _LongText, nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("created_at", _UtcDateTime(), nullable=False),
+        **opts,
     )
     return md, audits, findings, screenshots
 
@@ -473,7 +486,7 @@ class _SqlAlchemyRunner(_Runner):
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
 
-    capabilities = frozenset({vs.Capability.LIST, vs.Capability.FILTERS})
+    capabilities = frozenset({vs.Capability.LIST, vs.Capability.FILTERS, vs.Capability.EVENTS})
 
     def __init__(
         self,
@@ -760,6 +773,64 @@ class SqlAuditStore:
             items = self._load(conn, rows[:limit])
         more = len(rows) > limit
         return vs.AuditPage(tuple(items), vs.encode_cursor(items[-1]) if more else None)
+
+    def append_events(
+        self, audit_id: str, events: Iterable[vs.AuditEvent]
+    ) -> tuple[vs.AuditEvent, ...]:
+        vs.validate_audit_id(audit_id)
+        events = list(events)
+        table, audits = self._metadata.tables[f"{self._prefix}events"], self._audits
+        with self._write_lock, self._writer.begin() as conn:
+            # the audit's row lock serialises appenders (SQLite: the write transaction does)
+            found = conn.execute(
+                sa.select(audits.c.id).where(audits.c.id == audit_id).with_for_update()
+            ).first()
+            if found is None:
+                raise vs.AuditNotFound(f"audit {audit_id!r} not found")
+            last = conn.execute(
+                sa.select(sa.func.max(table.c.seq)).where(table.c.audit_id == audit_id)
+            ).scalar()
+            fresh, numbered = vs.number_events(last or 0, events)
+            if numbered:  # a follower's copy: skip what it holds already
+                held = set(
+                    conn.execute(
+                        sa.select(table.c.seq).where(
+                            table.c.audit_id == audit_id,
+                            table.c.seq.in_([e.seq for e in numbered]),
+                        )
+                    ).scalars()
+                )
+                numbered = [e for e in numbered if e.seq not in held]
+            rows = [
+                {"audit_id": audit_id, "seq": e.seq, "type": e.type, "data": e.data,
+                 "created_at": e.created_at}
+                for e in fresh or numbered
+            ]  # fmt: skip
+            if rows:
+                conn.execute(table.insert(), rows)
+        return tuple(fresh or numbered)
+
+    def events(
+        self, audit_id: str, after: int | None = None, limit: int = 1000
+    ) -> tuple[vs.AuditEvent, ...]:
+        vs.validate_audit_id(audit_id)
+        vs.validate_after(after, limit)
+        table, audits = self._metadata.tables[f"{self._prefix}events"], self._audits
+        query = (
+            sa.select(table.c.type, table.c.data, table.c.seq, table.c.created_at)
+            .where(table.c.audit_id == audit_id, table.c.seq > (after or 0))
+            .order_by(table.c.seq)
+            .limit(limit)
+        )
+        with self._lock, self._reader.begin() as conn:
+            rows = conn.execute(query).all()
+            if (
+                not rows
+                and conn.execute(sa.select(audits.c.id).where(audits.c.id == audit_id)).first()
+                is None
+            ):
+                raise vs.AuditNotFound(f"audit {audit_id!r} not found")
+        return tuple(vs.AuditEvent(*row) for row in rows)
 
     def close(self) -> None:
         self._engine.dispose()

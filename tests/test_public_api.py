@@ -114,6 +114,7 @@ def test_capability_values_are_stable() -> None:
         "LIST": "list",
         "URLS": "urls",
         "FILTERS": "filters",
+        "EVENTS": "events",
         "NATIVE_ASYNC": "native_async",
     }
     assert {"list"} == vs.DEFAULT_CAPABILITIES

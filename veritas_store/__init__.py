@@ -25,6 +25,7 @@ from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
 from .model import (
     Audit,
+    AuditEvent,
     AuditPage,
     AuditStatus,
     BlobInfo,
@@ -33,8 +34,10 @@ from .model import (
     Screenshot,
     decode_cursor,
     encode_cursor,
+    number_events,
     paginate,
     utcnow,
+    validate_after,
     validate_limit,
     validate_status,
 )
@@ -51,6 +54,7 @@ __all__ = [
     "DEFAULT_CAPABILITIES",
     "PLUGIN_API_VERSION",
     "Audit",
+    "AuditEvent",
     "AuditExists",
     "AuditNotFound",
     "AuditPage",
@@ -91,6 +95,8 @@ __all__ = [
     "validate_blob_prefix",
     "validate_limit",
     "validate_status",
+    "validate_after",
+    "number_events",
     "result_of",
 ]
 

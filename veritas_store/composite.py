@@ -31,7 +31,7 @@ import logging
 import mimetypes
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -50,12 +50,16 @@ from .errors import (
 from .journal import Journal
 from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
 from .model import (
+    MAX_EVENTS_PAGE,
     Audit,
+    AuditEvent,
     AuditPage,
     AuditStatus,
     BlobInfo,
     ListFilter,
     decode_cursor,
+    number_events,
+    validate_after,
     validate_limit,
 )
 from .protocols import Capability, capabilities_of
@@ -70,7 +74,7 @@ S = TypeVar("S")
 
 # What a composite can offer when one of its backends does. NATIVE_ASYNC is not passed on:
 # the composite itself has no ``aio`` (the async API wraps it).
-_INHERITED = frozenset({Capability.LIST, Capability.URLS})
+_INHERITED = frozenset({Capability.LIST, Capability.URLS, Capability.EVENTS})
 
 # Errors that are answers, not failures: the leader raising one ends the write unchanged.
 _LOGICAL = (AuditExists, AuditNotFound)
@@ -537,6 +541,11 @@ class CompositeAuditStore(_Composite[Any]):
 
     kind = "audits"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if Capability.LIST in self.capabilities:  # it filters for backends that cannot
+            self.capabilities = self.capabilities | {Capability.FILTERS}
+
     def create(self, audit: Audit) -> None:
         validate_audit_id(audit.id)
         self._fan_out("create", audit.id, lambda s: s.create(audit), lambda s: _upsert(s, audit))
@@ -589,6 +598,75 @@ class CompositeAuditStore(_Composite[Any]):
             lambda s: list_with(s, capabilities[id(s)], query, limit, cursor),
             listers,
         )
+
+    # -- the event log (Capability.EVENTS) ------------------------------------------------
+
+    def _keepers(self, members: list[Member[Any]]) -> list[Member[Any]]:
+        keepers = [m for m in members if Capability.EVENTS in self._capabilities[m.name]]
+        if not keepers:
+            names = ", ".join(m.name for m in members)
+            raise NotImplementedError(f"none of the audit backends keeps events: {names}")
+        return keepers
+
+    def append_events(self, audit_id: str, events: Iterable[AuditEvent]) -> tuple[AuditEvent, ...]:
+        """Append to the log like any write: the authoritative backend (the first written that
+        keeps events) numbers them, every other backend that keeps events gets the numbered
+        events (idempotent by ``seq``, so a replay or a repair appends each once); journaled."""
+        validate_audit_id(audit_id)
+        events = list(events)
+        number_events(0, events)  # bad input raises here, before anything is written
+        numberer = self._keepers(self._write)[0].client
+        keeps = {id(m.client) for m in self._keepers(self._write)}
+        numbered: list[tuple[AuditEvent, ...]] = []
+
+        def lead(store: Any) -> tuple[AuditEvent, ...]:
+            numbered.append(numberer.append_events(audit_id, events))
+            if store is not numberer and id(store) in keeps:
+                store.append_events(audit_id, numbered[0])
+            return numbered[0]
+
+        def follow(store: Any) -> None:
+            if id(store) in keeps:
+                store.append_events(audit_id, numbered[0])
+
+        return self._fan_out("append_events", audit_id, lead, follow)[0]
+
+    def events(
+        self, audit_id: str, after: int | None = None, limit: int = 1000
+    ) -> tuple[AuditEvent, ...]:
+        """The log from the first backend in read order that keeps events and answers."""
+        validate_audit_id(audit_id)
+        validate_after(after, limit)
+        return self._first_answer(
+            "events",
+            audit_id,
+            lambda s: s.events(audit_id, after=after, limit=limit),
+            self._keepers(self._read),
+        )
+
+    def sync_item(
+        self, key: str, source: str, targets: list[str], content_type: str | None = None
+    ) -> bool:
+        """As for any composite, and the event log too: what the source holds beyond each
+        target's last event (a repair of an interrupted ``append_events``)."""
+        exists = super().sync_item(key, source, targets, content_type)
+        origin = self.member(source)
+        if not exists or Capability.EVENTS not in self._capabilities[source]:
+            return exists
+        for name in targets:
+            if Capability.EVENTS not in self._capabilities[name]:
+                continue
+            target = self.member(name).client
+            after = 0
+            while have := target.events(key, after=after, limit=MAX_EVENTS_PAGE):
+                after = have[-1].seq or 0
+            while True:
+                missing = origin.client.events(key, after=after, limit=MAX_EVENTS_PAGE)
+                if not missing:
+                    break
+                target.append_events(key, missing)
+                after = missing[-1].seq
+        return exists
 
     # -- hooks of the generic read path ---------------------------------------------------
 

@@ -422,6 +422,58 @@ class Audit:
         return audit_from_dict(data)
 
 
+def _optional_seq(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    _count(instance, field, value)
+    if value < 1:
+        raise ValueError(f"{_where(instance, field)} must be at least 1")
+
+
+@attrs.frozen
+class AuditEvent:
+    """One event of an audit's stream (``AuditStore.events``). ``seq`` (from 1, in order) is
+    assigned by the authoritative backend on append; pass None for a new event."""
+
+    type: str = attrs.field(validator=_text)
+    data: dict[str, Any] = _json_dict_field()
+    seq: int | None = attrs.field(default=None, validator=_optional_seq)
+    created_at: datetime = _datetime_field(required=True)
+
+
+MAX_EVENTS_PAGE = 10_000
+
+
+def number_events(
+    existing_last: int, events: Iterable[AuditEvent]
+) -> tuple[list[AuditEvent], list[AuditEvent]]:
+    """For ``append_events``: (new events numbered after ``existing_last``, events that carry
+    a ``seq`` already). A numbered event is stored as given; one already stored is skipped, so a
+    follower's replay or a repair appends each event once."""
+    fresh, numbered = [], []
+    seq = existing_last
+    for event in events:
+        if not isinstance(event, AuditEvent):
+            raise TypeError(f"append_events takes AuditEvent objects, got {type(event).__name__}")
+        if event.seq is None:
+            seq += 1
+            fresh.append(attrs.evolve(event, seq=seq))
+        else:
+            numbered.append(event)
+    if fresh and numbered:
+        raise ValueError("append_events: either every event has a seq, or none has")
+    return fresh, numbered
+
+
+def validate_after(after: object, limit: object) -> None:
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+        raise ValueError(f"events(after=...) must be an int >= 0 or None, got {after!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS_PAGE:
+        raise ValueError(
+            f"events(limit=...) must be an int from 1 to {MAX_EVENTS_PAGE}, got {limit!r}"
+        )
+
+
 @attrs.frozen
 class AuditPage:
     """One page of ``AuditStore.list()``: ``next_cursor`` is None on the last page."""

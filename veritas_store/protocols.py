@@ -33,6 +33,10 @@ class Capability(enum.StrEnum):
     ``created_after``, ``created_before`` and ``order``. Without it the composite filters a
     status-only listing itself (``vs.paginate``)."""
 
+    EVENTS = "events"
+    """Audit stores (plugin API 1.1): ``append_events(audit_id, events)`` and
+    ``events(audit_id, after=None, limit=1000)``, the audit's event log."""
+
     NATIVE_ASYNC = "native_async"
     """``store.aio`` has the same methods as coroutines; the async API uses it directly."""
 

@@ -14,7 +14,8 @@ import attrs
 
 from .errors import AuditNotFound, InvalidRecord
 from .keys import validate_audit_id
-from .model import Audit, AuditStatus, Finding, Screenshot, utcnow
+from .model import MAX_INT, Audit, AuditEvent, AuditStatus, Finding, Screenshot, utcnow
+from .protocols import Capability, capabilities_of
 
 # Result-dict keys copied onto the audit field of the same name, as they are.
 RESULT_FIELDS = (
@@ -258,19 +259,44 @@ class AuditRecorder:
             return updated
 
     def event(self, audit_id: str, event: Mapping[str, Any]) -> Screenshot | None:
-        """Record a streamed event: a ``screenshot`` event is saved; other types are ignored."""
+        """Record a streamed event: a ``screenshot`` event's image is saved (and returned);
+        every event is appended to the audit's event log when the store keeps one
+        (``Capability.EVENTS``), a screenshot's base64 replaced by its ``blob_key``.
+
+        A screenshot event whose ``data`` is None (the runner's file was missing) saves nothing
+        and is logged with ``blob_key`` None. Bad input raises before anything is written.
+        """
         validate_audit_id(audit_id)
         if not isinstance(event, Mapping):
             raise InvalidRecord(f"event must be a dict, got {type(event).__name__}")
-        if event.get("type") != "screenshot":
-            return None
-        missing = [k for k in ("data", "index") if k not in event]
-        if missing:
-            raise InvalidRecord(f"screenshot event lacks {', '.join(missing)}")
-        if event["data"] is None:  # the runner's file was missing: nothing to save, no error
-            return None
-        label = event.get("label")
-        label = f"screenshot {event['index']}" if label is None else label
-        if not isinstance(label, str) or "\x00" in label:
-            raise InvalidRecord(f"screenshot event label must be text without NUL, got {label!r}")
-        return self._screenshots.save(audit_id, event["index"], label, event["data"])
+        kind = event.get("type")
+        body = {k: v for k, v in event.items() if k != "type"}
+        screenshot = kind == "screenshot"
+        if screenshot:
+            missing = [k for k in ("data", "index") if k not in event]
+            if missing:
+                raise InvalidRecord(f"screenshot event lacks {', '.join(missing)}")
+            index = event["index"]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_INT:
+                raise InvalidRecord(f"screenshot event index must be an int >= 0, got {index!r}")
+            label = event.get("label")
+            label = f"screenshot {index}" if label is None else label
+            if not isinstance(label, str) or "\x00" in label:
+                raise InvalidRecord(
+                    f"screenshot event label must be text without NUL, got {label!r}"
+                )
+            body = {**body, "data": None, "blob_key": None}  # never the base64 twice
+        logged = None
+        if Capability.EVENTS in capabilities_of(self._audits):
+            try:  # built (and checked) before anything is written
+                logged = AuditEvent(type=kind if isinstance(kind, str) else "", data=body)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRecord(f"event for audit {audit_id!r}: {exc}") from None
+        shot = None
+        if screenshot and event["data"] is not None:
+            shot = self._screenshots.save(audit_id, event["index"], label, event["data"])
+            if logged is not None:
+                logged = attrs.evolve(logged, data={**body, "blob_key": shot.blob_key})
+        if logged is not None:
+            self._audits.append_events(audit_id, [logged])
+        return shot
