@@ -634,15 +634,32 @@ class CompositeAuditStore(_Composite[Any]):
     def events(
         self, audit_id: str, after: int | None = None, limit: int = 1000
     ) -> tuple[AuditEvent, ...]:
-        """The log from the first backend in read order that keeps events and answers."""
+        """The log from the first backend in read order that keeps events and has the audit
+        (like ``get``); ``AuditNotFound`` if none has it."""
         validate_audit_id(audit_id)
         validate_after(after, limit)
-        return self._first_answer(
-            "events",
-            audit_id,
-            lambda s: s.events(audit_id, after=after, limit=limit),
-            self._keepers(self._read),
-        )
+
+        def ask(store: Any) -> tuple[AuditEvent, ...] | None:
+            try:
+                return store.events(audit_id, after=after, limit=limit)  # type: ignore[no-any-return]
+            except AuditNotFound:
+                return None  # "not here", an answer: ask the next
+
+        unavailable: list[BackendUnavailable] = []
+        for member in self._keepers(self._read):
+            try:
+                found = self._first_answer("events", audit_id, ask, [member])
+            except BackendUnavailable as exc:
+                unavailable.append(exc)
+                continue
+            if found is not None:
+                return found
+        if unavailable and len(unavailable) == len(self._keepers(self._read)):
+            raise BackendUnavailable(
+                "; ".join(str(e) for e in unavailable),
+                {k: v for e in unavailable for k, v in e.errors.items()},
+            )
+        raise AuditNotFound(f"audit {audit_id!r} not found")
 
     def sync_item(
         self, key: str, source: str, targets: list[str], content_type: str | None = None
