@@ -753,9 +753,19 @@ class SqlAuditStore:
             value = getattr(query_filter, name)
             if value is None:
                 continue
-            query = query.where(c[name] == value)  # MariaDB seeks in its prefix index by itself
-            if self._engine.dialect.name not in _MYSQL:  # the others need the indexed expression
-                query = query.where(sa.func.substr(c[name], 1, length) == value[:length])
+            if self._engine.dialect.name in _MYSQL:  # seeks in its prefix index by itself
+                query = query.where(c[name] == value)
+                continue
+            # The others seek on the indexed expression (literal 1 and length, as in the index).
+            # A value shorter than the prefix matches the prefix only if it is the whole text;
+            # a longer one needs the full comparison too (which SQLite's planner then ignores
+            # the expression index for, so it is left out when it is not needed).
+            indexed = sa.func.substr(
+                c[name], sa.literal_column("1"), sa.literal_column(str(length))
+            )
+            query = query.where(indexed == value[:length])
+            if len(value) >= length:
+                query = query.where(c[name] == value)
         if query_filter.created_after is not None:
             query = query.where(c.created_at >= query_filter.created_after)
         if query_filter.created_before is not None:
