@@ -8,7 +8,8 @@ middle of the table), a first page filtered by a rare status, one filtered by a 
 level, and a URL's history oldest first (1 audit in 20 is of that URL) -- alternating
 between the two sizes so that other load on the machine weighs on both alike. It prints each
 page's median time at both sizes, the ratio, PASS/FAIL against the target (ratio <= 1.5),
-and the query plan at the large size, which must use an index and no sort. Exit code 1 if any line FAILs.
+and the query plan at the large size, which must use an index and no sort. Exit code 1 if any
+line FAILs.
 
     python benchmarks/listing_at_scale.py                      # 10k vs 1M, SQLite + PostgreSQL
     python benchmarks/listing_at_scale.py --db sqlite --small 1000 --large 20000
