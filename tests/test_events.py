@@ -69,3 +69,31 @@ def test_events_read_in_read_order_skip_a_backend_without_the_audit(stores: vs.S
     assert [e.type for e in stores.audits.events("e3")] == ["only-here"]
     with pytest.raises(vs.AuditNotFound):
         stores.audits.events("e-none")
+
+
+def test_the_async_api_has_events_and_filters(tmp_path: Path) -> None:
+    import asyncio
+
+    from veritas_store.aio import AsyncAuditRecorder, open_async_stores
+
+    async def main() -> None:
+        cfg = {
+            "audits": {"backends": {"db": {"type": "sql", "url": f"sqlite:///{tmp_path}/a.db"}}},
+            "blobs": {"backends": {"m": {"type": "memory"}}},
+            "journal": str(tmp_path / "journal.db"),
+        }
+        stores = await open_async_stores(cfg)
+        try:
+            recorder = AsyncAuditRecorder(stores)
+            await recorder.started("as1", "https://async.example/")
+            await recorder.event("as1", {"type": "log_entry", "message": "hi"})
+            await stores.audits.append_events("as1", [vs.AuditEvent("x")])
+            log = await stores.audits.events("as1", after=1)
+            assert [(e.seq, e.type) for e in log] == [(2, "x")]
+            page = await stores.audits.list(url="https://async.example/", order="oldest")
+            assert [a.id for a in page.items] == ["as1"]
+            assert (await stores.audits.list(risk_level="high")).items == ()
+        finally:
+            await stores.aclose()
+
+    asyncio.run(main())
