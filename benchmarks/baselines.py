@@ -27,11 +27,12 @@ AUDIT_COLUMNS = (
     "id", "url", "tier", "verdict_mode", "status", "created_at", "started_at", "completed_at",
     "updated_at", "trust_score", "risk_level", "narrative", "signal_scores", "site_type",
     "site_type_confidence", "security_results", "pages_scanned", "elapsed_seconds",
-    "error_message",
+    "error_message", "recommendations", "domain_info", "overrides", "errors", "extra",
 )  # fmt: skip
+_JSON_COLUMNS = ("recommendations", "domain_info", "overrides", "errors")  # None is JSON null
 FINDING_COLUMNS = (
     "category", "pattern_type", "severity", "confidence", "description", "screenshot_index",
-    "evidence",
+    "evidence", "id", "plain_english",
 )  # fmt: skip
 SCREENSHOT_COLUMNS = ("label", "blob_key", "size_bytes", "content_type", "sha256")
 
@@ -45,14 +46,16 @@ def _schema(prefix: str, *, text: str, stamp: str, double: str, id_type: str) ->
             updated_at {stamp} NOT NULL, trust_score {double}, risk_level {text},
             narrative {text}, signal_scores JSON NOT NULL, site_type {text},
             site_type_confidence {double}, security_results JSON NOT NULL,
-            pages_scanned INTEGER NOT NULL, elapsed_seconds {double}, error_message {text})""",
+            pages_scanned INTEGER NOT NULL, elapsed_seconds {double}, error_message {text},
+            recommendations JSON, domain_info JSON, overrides JSON, errors JSON, extra JSON)""",
         f"CREATE INDEX ix_{prefix}audits_created ON {prefix}audits (created_at, id)",
         f"CREATE INDEX ix_{prefix}audits_status_created ON {prefix}audits (status, created_at, id)",
         f"""CREATE TABLE {prefix}findings (
             audit_id {id_type} NOT NULL REFERENCES {prefix}audits (id) ON DELETE CASCADE,
             position INTEGER NOT NULL, category {text} NOT NULL, pattern_type {text} NOT NULL,
             severity {text} NOT NULL, confidence {double} NOT NULL, description {text} NOT NULL,
-            screenshot_index INTEGER, evidence {text}, PRIMARY KEY (audit_id, position))""",
+            screenshot_index INTEGER, evidence {text}, id {text}, plain_english {text},
+            PRIMARY KEY (audit_id, position))""",
         f"""CREATE TABLE {prefix}screenshots (
             audit_id {id_type} NOT NULL REFERENCES {prefix}audits (id) ON DELETE CASCADE,
             position INTEGER NOT NULL, idx INTEGER NOT NULL, label {text} NOT NULL,
@@ -103,8 +106,10 @@ class _RawLifecycle:
             value = values.get(name)
             if name.endswith("_at"):
                 value = self.stamp(value)
-            elif name in ("signal_scores", "security_results"):
+            elif name in ("signal_scores", "security_results", "extra"):
                 value = self.json(value or {})
+            elif name in _JSON_COLUMNS:
+                value = self.json(value)
             elif name == "pages_scanned":
                 value = value or 0
             row.append(value)
@@ -118,7 +123,8 @@ class _RawLifecycle:
         done = created | completed_values(audit_id)
         row = self.audit_row(done)
         findings = [
-            (audit_id, i, *(f[c] for c in FINDING_COLUMNS)) for i, f in enumerate(done["findings"])
+            (audit_id, i, *(f.get(c) for c in FINDING_COLUMNS))
+            for i, f in enumerate(done["findings"])
         ]
         shots = [
             (audit_id, i, s["index"], *(s[c] for c in SCREENSHOT_COLUMNS))

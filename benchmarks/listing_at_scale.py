@@ -2,12 +2,14 @@
 
 For each database (SQLite and PostgreSQL by default) this bulk-loads two sets of the ``sql``
 backend's tables under two prefixes, one with ``--small`` audits and one with ``--large`` (each
-audit with two findings and one screenshot), then times three pages of 50 read with
+audit with two findings and one screenshot), then times five pages of 50 read with
 ``SqlAuditStore.list()`` on both -- the first page, a deep keyset page (the cursor from the
-middle of the table) and a first page filtered by a rare status -- alternating between the two
-sizes so that other load on the machine weighs on both alike. It prints each page's median
-time at both sizes, the ratio, PASS/FAIL against the target (ratio <= 1.5), and the query plan
-at the large size, which must use an index and no sort. Exit code 1 if any line FAILs.
+middle of the table), a first page filtered by a rare status, one filtered by a rare risk
+level, and a URL's history oldest first (1 audit in 20 is of that URL) -- alternating
+between the two sizes so that other load on the machine weighs on both alike. It prints each
+page's median time at both sizes, the ratio, PASS/FAIL against the target (ratio <= 1.5),
+and the query plan at the large size, which must use an index and no sort. Exit code 1 if any
+line FAILs.
 
     python benchmarks/listing_at_scale.py                      # 10k vs 1M, SQLite + PostgreSQL
     python benchmarks/listing_at_scale.py --db sqlite --small 1000 --large 20000
@@ -51,6 +53,15 @@ NARRATIVE = (
 )
 
 
+HISTORY_URL = "https://history.example/checkout?ref=bench"  # one site audited again and again
+HISTORY_EVERY = 20  # 1 in 20 audits (as rare as the status filter): full pages at any size
+
+
+def risk_of(n: int) -> str:
+    """Mostly medium; 1 in 20 critical: the rare risk level the filtered page asks for."""
+    return "critical" if n % 20 == 11 else ("low", "medium", "high", "medium")[n % 4]
+
+
 def status_of(n: int) -> str:
     """Mostly completed; 1 in 20 an error: the rare status the filtered page asks for."""
     if n % 20 == 7:
@@ -69,7 +80,7 @@ def rows(start: int, stop: int) -> Iterator[tuple[list[dict], list[dict], list[d
             audits.append(
                 {
                     "id": audit_id,
-                    "url": f"https://shop-{n}.example/checkout?ref=bench",
+                    "url": HISTORY_URL if n % HISTORY_EVERY == 13 else f"https://shop-{n}.example/",
                     "tier": "standard",
                     "verdict_mode": "expert",
                     "status": status_of(n),
@@ -78,7 +89,7 @@ def rows(start: int, stop: int) -> Iterator[tuple[list[dict], list[dict], list[d
                     "completed_at": created + timedelta(seconds=40),
                     "updated_at": created + timedelta(seconds=40),
                     "trust_score": (n % 100) / 100,
-                    "risk_level": "medium",
+                    "risk_level": risk_of(n),
                     "narrative": NARRATIVE,
                     "signal_scores": {"visual": 0.4, "copy": 0.7},
                     "site_type": "ecommerce",
@@ -87,6 +98,11 @@ def rows(start: int, stop: int) -> Iterator[tuple[list[dict], list[dict], list[d
                     "pages_scanned": 5,
                     "elapsed_seconds": 40.5,
                     "error_message": None,
+                    "recommendations": ["Check the cart"],
+                    "domain_info": {"age_days": n % 4000, "country": "DE"},
+                    "overrides": None,
+                    "errors": [],
+                    "extra": {},
                 }
             )
             for pos in range(2):
@@ -101,6 +117,8 @@ def rows(start: int, stop: int) -> Iterator[tuple[list[dict], list[dict], list[d
                         "description": "a countdown timer that resets",
                         "screenshot_index": 0,
                         "evidence": "00:59",
+                        "id": f"f-{pos}",
+                        "plain_english": "The timer is fake.",
                     }
                 )
             shots.append(
@@ -147,11 +165,11 @@ def copy_rows(cur: Any, table: sa.Table, data: list[dict]) -> None:
     columns = [c.name for c in table.columns]
     with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in data:
-            copy.write_row([pg_value(row[c]) for c in columns])
+            copy.write_row([pg_value(row.get(c)) for c in columns])
 
 
 def pg_value(value: Any) -> Any:
-    if isinstance(value, dict):
+    if isinstance(value, dict | list):
         return json.dumps(value)
     if isinstance(value, datetime):
         return value.replace(tzinfo=None)  # the backend stores naive UTC
@@ -221,6 +239,8 @@ def queries(store: SqlAuditStore, size: int) -> dict[str, dict[str, Any]]:
         "first page": {},
         "deep keyset page": {"cursor": deep_cursor(store, size // 2)},
         "status=error page": {"status": "error"},
+        "risk=critical page": {"risk_level": "critical"},
+        "URL history, oldest first": {"url": HISTORY_URL, "order": "oldest"},
     }
 
 

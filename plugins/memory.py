@@ -6,16 +6,18 @@ Nothing survives the process; in a deployment with several processes each has it
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import veritas_store as vs
 
 
 class MemoryAuditStore:
-    capabilities = frozenset({vs.Capability.LIST})
+    capabilities = frozenset({vs.Capability.LIST, vs.Capability.FILTERS, vs.Capability.EVENTS})
 
     def __init__(self) -> None:
         self._audits: dict[str, vs.Audit] = {}
+        self._events: dict[str, dict[int, vs.AuditEvent]] = {}  # by seq, in append order
         self._lock = threading.Lock()
 
     def create(self, audit: vs.Audit) -> None:
@@ -39,17 +41,47 @@ class MemoryAuditStore:
     def delete(self, audit_id: str) -> bool:
         vs.validate_audit_id(audit_id)
         with self._lock:
+            self._events.pop(audit_id, None)
             return self._audits.pop(audit_id, None) is not None
+
+    def append_events(
+        self, audit_id: str, events: Iterable[vs.AuditEvent]
+    ) -> tuple[vs.AuditEvent, ...]:
+        vs.validate_audit_id(audit_id)
+        events = list(events)
+        with self._lock:
+            if audit_id not in self._audits:
+                raise vs.AuditNotFound(f"audit {audit_id!r} not found")
+            log = self._events.setdefault(audit_id, {})
+            fresh, numbered = vs.number_events(max(log, default=0), events)
+            for event in fresh or numbered:
+                log.setdefault(event.seq, event)  # type: ignore[arg-type]
+            if numbered:  # keep seq order whatever order a replay came in
+                self._events[audit_id] = dict(sorted(log.items()))
+            return tuple(fresh or numbered)
+
+    def events(
+        self, audit_id: str, after: int | None = None, limit: int = 1000
+    ) -> tuple[vs.AuditEvent, ...]:
+        vs.validate_audit_id(audit_id)
+        vs.validate_after(after, limit)
+        with self._lock:
+            if audit_id not in self._audits:
+                raise vs.AuditNotFound(f"audit {audit_id!r} not found")
+            log = list(self._events.get(audit_id, {}).values())
+        start = after or 0
+        return tuple(e for e in log if e.seq > start)[:limit]  # type: ignore[operator]
 
     def list(
         self,
         status: vs.AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        **filters: Any,
     ) -> vs.AuditPage:
         with self._lock:
             snapshot = list(self._audits.values())
-        return vs.paginate(snapshot, status=status, limit=limit, cursor=cursor)
+        return vs.paginate(snapshot, status=status, limit=limit, cursor=cursor, **filters)
 
     def close(self) -> None:
         pass

@@ -19,7 +19,7 @@ import operator
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -104,7 +104,32 @@ class _UtcDateTime(sa.TypeDecorator[datetime]):
         return process
 
 
-def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+# Filtered listings (revision 0002) seek in an index on a prefix of the filtered text column,
+# so a long URL stays indexable (PostgreSQL refuses btree entries over ~2.7 KB). MariaDB has no
+# expression indexes but native prefix indexes; list() compares the prefix, then the value.
+FILTER_PREFIX = {"risk_level": 64, "url": 255}
+
+
+def _filter_indexes(audits: sa.Table, dialect: str | None) -> None:
+    prefix = audits.name[: -len("audits")]
+    for name, length in FILTER_PREFIX.items():
+        column = audits.c[name]
+        if dialect in _MYSQL:
+            sa.Index(
+                f"ix_{prefix}audits_{name}_created_my", column, audits.c.created_at, audits.c.id,
+                mysql_length={name: length},
+            )  # fmt: skip
+        else:
+            sa.Index(
+                f"ix_{prefix}audits_{name}_created",
+                sa.func.substr(column, 1, length), audits.c.created_at, audits.c.id,
+            )  # fmt: skip
+
+
+def _build_tables(
+    prefix: str, dialect: str | None = None
+) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
+    """The tables of one prefix; the filter indexes depend on the ``dialect``'s name."""
     md = sa.MetaData()
     opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}  # InnoDB: foreign keys
     audits = sa.Table(
@@ -129,11 +154,19 @@ def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Tabl
         sa.Column("pages_scanned", sa.Integer(), nullable=False),
         sa.Column("elapsed_seconds", sa.Double()),
         sa.Column("error_message", _LongText),
-        # newest-first listing, with and without a status filter
+        # revision 0002: the rest of the service's result (JSON; NULL is None)
+        sa.Column("recommendations", sa.JSON()),
+        sa.Column("domain_info", sa.JSON()),
+        sa.Column("overrides", sa.JSON()),
+        sa.Column("errors", sa.JSON()),
+        sa.Column("extra", sa.JSON()),  # nullable only because 0002 adds it to filled tables
+        # newest-first listing, with and without a filter
         sa.Index(f"ix_{prefix}audits_created", "created_at", "id"),
         sa.Index(f"ix_{prefix}audits_status_created", "status", "created_at", "id"),
         **opts,
     )
+
+    _filter_indexes(audits, dialect)  # an Index on a table's columns joins that table
 
     def child(name: str, *columns: sa.Column[Any]) -> sa.Table:
         fk = sa.ForeignKey(audits.c.id, ondelete="CASCADE")
@@ -155,6 +188,8 @@ def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Tabl
         sa.Column("description", _LongText, nullable=False),
         sa.Column("screenshot_index", sa.Integer()),
         sa.Column("evidence", _LongText),
+        sa.Column("id", _LongText),  # revision 0002
+        sa.Column("plain_english", _LongText),  # revision 0002
     )
     screenshots = child(
         "screenshots",
@@ -164,6 +199,19 @@ def _build_tables(prefix: str) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Tabl
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("content_type", _LongText, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
+    )
+    # revision 0002: the event log, read in (audit_id, seq) order straight off its key
+    sa.Table(
+        f"{prefix}events",
+        md,
+        sa.Column(
+            "audit_id", _Id, sa.ForeignKey(audits.c.id, ondelete="CASCADE"), primary_key=True
+        ),
+        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("type", _LongText, nullable=False),
+        sa.Column("data", sa.JSON(), nullable=False),
+        sa.Column("created_at", _UtcDateTime(), nullable=False),
+        **opts,
     )
     return md, audits, findings, screenshots
 
@@ -179,6 +227,7 @@ _audit_values = operator.attrgetter(*_AUDIT_FIELDS)
 _finding_values = operator.attrgetter(*_FINDING_FIELDS)
 _screenshot_values = operator.attrgetter(*(a.name for a in attrs.fields(vs.Screenshot)))
 _STATUS = _AUDIT_FIELDS.index("status")
+_EXTRA = _AUDIT_FIELDS.index("extra")
 
 
 # --- options --------------------------------------------------------------------------------
@@ -522,13 +571,13 @@ class _SqlAlchemyRunner(_Runner):
 # --- the store ------------------------------------------------------------------------------
 
 
-_DURABLE_CAPABILITIES = frozenset({vs.Capability.LIST, vs.Capability.DURABLE})
-
-
 class SqlAuditStore:
     """Audits in any SQLAlchemy database. Thread-safe; each method is one transaction."""
 
-    capabilities: frozenset[str] = frozenset({vs.Capability.LIST})  # in-memory SQLite
+    # in-memory SQLite; a database that outlives the process adds DURABLE (see __init__)
+    capabilities: frozenset[str] = frozenset(
+        {vs.Capability.LIST, vs.Capability.FILTERS, vs.Capability.EVENTS}
+    )
 
     def __init__(
         self,
@@ -557,7 +606,8 @@ class SqlAuditStore:
         if sqlite and parsed.database and not memory and not parsed.database.startswith("file:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # an in-memory SQLite database ends with the process: nothing a journal could repair
-        self.capabilities = self.capabilities if memory else _DURABLE_CAPABILITIES
+        if not memory:
+            self.capabilities = self.capabilities | {vs.Capability.DURABLE}
 
         # A single StaticPool connection must not be used by two threads at once.
         self._lock: AbstractContextManager[Any] = threading.Lock() if memory else nullcontext()
@@ -582,7 +632,7 @@ class SqlAuditStore:
         self._writer = self._engine.execution_options(veritas_write=True)
 
         self._metadata, self._audits, self._findings, self._screenshots = _build_tables(
-            table_prefix
+            table_prefix, self._engine.dialect.name
         )
         self._prepare(self._engine.dialect)
         self._schema = Schema(
@@ -782,23 +832,114 @@ class SqlAuditStore:
         status: vs.AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        risk_level: str | None = None,
+        url: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: str = "newest",
     ) -> vs.AuditPage:
-        status = vs.validate_status(status)
+        query_filter = vs.ListFilter(status, risk_level, url, created_after, created_before, order)
         vs.validate_limit(limit)
         c = self._audits.c
-        query = sa.select(*self._audit_columns()).order_by(c.created_at.desc(), c.id.desc())
-        if status is not None:
-            query = query.where(c.status == status.value)
+        newest = query_filter.order == "newest"
+        query = sa.select(*self._audit_columns()).order_by(
+            *((c.created_at.desc(), c.id.desc()) if newest else (c.created_at, c.id))
+        )
+        if query_filter.status is not None:
+            query = query.where(c.status == query_filter.status.value)
+        for name, length in FILTER_PREFIX.items():
+            value = getattr(query_filter, name)
+            if value is None:
+                continue
+            if self._engine.dialect.name in _MYSQL:  # seeks in its prefix index by itself
+                query = query.where(c[name] == value)
+                continue
+            # The others seek on the indexed expression (literal 1 and length, as in the index).
+            # A value shorter than the prefix matches the prefix only if it is the whole text;
+            # a longer one needs the full comparison too (which SQLite's planner then ignores
+            # the expression index for, so it is left out when it is not needed).
+            indexed = sa.func.substr(
+                c[name], sa.literal_column("1"), sa.literal_column(str(length))
+            )
+            query = query.where(indexed == value[:length])
+            if len(value) >= length:
+                query = query.where(c[name] == value)
+        if query_filter.created_after is not None:
+            query = query.where(c.created_at >= query_filter.created_after)
+        if query_filter.created_before is not None:
+            query = query.where(c.created_at < query_filter.created_before)
         if cursor is not None:  # keyset: strictly after the previous page's last item
             at, last_id = vs.decode_cursor(cursor)
             # "created_at <= at" is what lets every database seek in the index to the cursor
             # (an OR alone makes some scan from the newest row); the rest drops ties before it.
-            query = query.where(c.created_at <= at, sa.or_(c.created_at < at, c.id < last_id))
+            if newest:
+                query = query.where(c.created_at <= at, sa.or_(c.created_at < at, c.id < last_id))
+            else:
+                query = query.where(c.created_at >= at, sa.or_(c.created_at > at, c.id > last_id))
         with self._lock, self._reader.begin() as conn:
             rows = conn.execute(query.limit(limit + 1)).all()  # +1: is there more?
             items = self._load(conn, rows[:limit])
         more = len(rows) > limit
         return vs.AuditPage(tuple(items), vs.encode_cursor(items[-1]) if more else None)
+
+    def append_events(
+        self, audit_id: str, events: Iterable[vs.AuditEvent]
+    ) -> tuple[vs.AuditEvent, ...]:
+        vs.validate_audit_id(audit_id)
+        events = list(events)
+        table, audits = self._metadata.tables[f"{self._prefix}events"], self._audits
+        with self._write_lock, self._writer.begin() as conn:
+            # the audit's row lock serialises appenders (SQLite: the write transaction does)
+            found = conn.execute(
+                sa.select(audits.c.id).where(audits.c.id == audit_id).with_for_update()
+            ).first()
+            if found is None:
+                raise vs.AuditNotFound(f"audit {audit_id!r} not found")
+            last = conn.execute(
+                sa.select(sa.func.max(table.c.seq)).where(table.c.audit_id == audit_id)
+            ).scalar()
+            fresh, numbered = vs.number_events(last or 0, events)
+            if numbered:  # a follower's copy: skip what it holds already
+                held = set(
+                    conn.execute(
+                        sa.select(table.c.seq).where(
+                            table.c.audit_id == audit_id,
+                            table.c.seq.in_([e.seq for e in numbered]),
+                        )
+                    ).scalars()
+                )
+                numbered = [e for e in numbered if e.seq not in held]
+            rows = [
+                {"audit_id": audit_id, "seq": e.seq, "type": e.type, "data": e.data,
+                 "created_at": e.created_at}
+                for e in fresh or numbered
+            ]  # fmt: skip
+            if rows:
+                conn.execute(table.insert(), rows)
+        return tuple(fresh or numbered)
+
+    def events(
+        self, audit_id: str, after: int | None = None, limit: int = 1000
+    ) -> tuple[vs.AuditEvent, ...]:
+        vs.validate_audit_id(audit_id)
+        vs.validate_after(after, limit)
+        table, audits = self._metadata.tables[f"{self._prefix}events"], self._audits
+        query = (
+            sa.select(table.c.type, table.c.data, table.c.seq, table.c.created_at)
+            .where(table.c.audit_id == audit_id, table.c.seq > (after or 0))
+            .order_by(table.c.seq)
+            .limit(limit)
+        )
+        with self._lock, self._reader.begin() as conn:
+            rows = conn.execute(query).all()
+            if (
+                not rows
+                and conn.execute(sa.select(audits.c.id).where(audits.c.id == audit_id)).first()
+                is None
+            ):
+                raise vs.AuditNotFound(f"audit {audit_id!r} not found")
+        return tuple(vs.AuditEvent(*row) for row in rows)
 
     def close(self) -> None:
         if self._held_writer is not None and self._held_reader is not None:
@@ -851,6 +992,8 @@ def _record(
     row: Sequence[Any], findings: Sequence[Sequence[Any]], screenshots: Sequence[Sequence[Any]]
 ) -> vs.Audit:
     """An audit from its row and its children's rows (``audit_id`` first, in position order)."""
+    if row[_EXTRA] is None:  # a row from before revision 0002 filled it
+        row = [*row[:_EXTRA], {}, *row[_EXTRA + 1 :]]
     return vs.Audit(
         *row,
         findings=[vs.Finding(*r[1:]) for r in findings],

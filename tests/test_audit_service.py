@@ -407,3 +407,62 @@ def test_audits_outlive_their_client_and_a_shutdown_leaves_none_running(
     assert audit.status is vs.AuditStatus.ERROR
     assert audit.error_message == "the service stopped before the audit finished"
     db.close()
+
+
+def _sse(client: httpx.Client, path: str) -> list[Any]:
+    events = []
+    with client.stream("GET", path) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def test_history_compare_and_a_late_event_replay_after_a_restart(
+    start: Any, tmp_path: Path
+) -> None:
+    first = start()
+    with first.client() as client:
+        runs = [run_audit(client, url) for url in ("https://a.example/", "https://b.example/",
+                                                   "https://a.example/")]  # fmt: skip
+    first.crash()
+    second = start()  # memory empty: everything below comes from SQLite
+    with second.client() as client:
+        # the whole result, every key the stream's final result had, equal
+        for audit_id, events in runs:
+            body = client.get(f"/audit/{audit_id}/status").json()
+            final = events[-1]["result"]
+            assert {k: body["result"][k] for k in final} == final
+        # history: filtered, newest first, paged
+        ids = [r[0] for r in runs]
+        everything = client.get("/audits/history", params={"limit": 100}).json()["items"]
+        assert [a["audit_id"] for a in everything] == ids[::-1]
+        risk = everything[0]["risk_level"]
+        paged, cursor = [], None
+        while True:
+            params = {"risk_level": risk, "limit": 1, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/audits/history", params=params).json()
+            paged += [a["audit_id"] for a in page["items"]]
+            if (cursor := page["next_cursor"]) is None:
+                break
+        assert paged == [a["audit_id"] for a in everything if a["risk_level"] == risk]
+        assert client.get("/audits/history", params={"status": "nope"}).status_code == 400
+        # compare: one URL's audits in time order, with deltas
+        rows = client.get("/audits/compare", params={"url": "https://a.example/"}).json()["audits"]
+        assert [r["audit_id"] for r in rows] == [ids[0], ids[2]]
+        assert rows[0]["trust_score_delta"] is None
+        assert rows[1]["trust_score_delta"] == rows[1]["trust_score"] - rows[0]["trust_score"]
+        by_ids = client.get("/audits/compare", params={"ids": f"{ids[1]},{ids[0]}"}).json()
+        assert [r["audit_id"] for r in by_ids["audits"]] == [ids[1], ids[0]]
+        # a late client replays the stored events, in order, screenshots by blob key
+        audit_id, streamed = runs[0]
+        replayed = _sse(client, f"/audit/{audit_id}/events")
+        assert [e["seq"] for e in replayed] == list(range(1, len(replayed) + 1))
+        # the stream's audit_complete is the runner's audit_result, as recorded
+        recorded = [{"audit_complete": "audit_result"}.get(e["type"], e["type"]) for e in streamed]
+        assert [e["type"] for e in replayed] == recorded
+        shots = [e for e in replayed if e["type"] == "screenshot"]
+        assert shots and all(e["data"] is None and e["blob_key"] for e in shots)
+        assert _sse(client, f"/audit/{audit_id}/events?after=2")[0]["seq"] == 3
+        assert client.get("/audit/nope/events").status_code == 404

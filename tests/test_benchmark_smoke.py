@@ -26,5 +26,7 @@ def test_listing_benchmark_runs_and_checks_the_query_plans() -> None:
         ("first page", "yes"),
         ("deep keyset page", "yes"),
         ("status=error page", "yes"),
+        ("risk=critical page", "yes"),
+        ("URL history, oldest first", "yes"),
     ]
     assert "USING INDEX ix_" in done.stdout and "RESULT:" in done.stdout

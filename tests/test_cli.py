@@ -369,3 +369,35 @@ def test_list_rejects_a_bad_cursor(demo_dir):
     result = run(demo_dir["folder"], "list", "--cursor", "not-a-cursor")
     assert result.returncode == 1
     assert "cursor" in result.stderr
+
+
+def test_list_filters_and_order(demo_dir):
+    folder = demo_dir["folder"]
+    newest = [a["id"] for a in ok_json(folder, "list")["items"]]
+    assert [a["id"] for a in ok_json(folder, "list", "--order", "oldest")["items"]] == newest[::-1]
+    everything = ok_json(folder, "list")["items"]
+    some = everything[0]
+    by_url = ok_json(folder, "list", "--url", some["url"])["items"]
+    assert by_url and all(a["url"] == some["url"] for a in by_url)
+    risk = next(a["risk_level"] for a in everything if a["risk_level"])
+    by_risk = ok_json(folder, "list", "--risk-level", risk)["items"]
+    assert {a["id"] for a in by_risk} == {a["id"] for a in everything if a["risk_level"] == risk}
+    latest = max(a["created_at"] for a in everything)
+    assert ok_json(folder, "list", "--created-after", latest)["items"][0]["created_at"] == latest
+    assert ok_json(folder, "list", "--created-before", min(a["created_at"] for a in everything))[
+        "items"
+    ] == []
+    bad = run(folder, "list", "--created-after", "last tuesday")
+    assert bad.returncode == 2 and "--created-after" in bad.stderr
+
+
+def test_show_events_prints_the_event_log(demo_dir):
+    report = demo_dir["reports"][1]
+    shown = ok_json(demo_dir["folder"], "show", report["audit_id"], "--events")
+    seqs = [e["seq"] for e in shown["events"]]
+    assert seqs and seqs == list(range(1, len(seqs) + 1))
+    shots = [e for e in shown["events"] if e["type"] == "screenshot"]
+    assert shots and all(e["data"]["data"] is None and e["data"]["blob_key"] for e in shots)
+    text = ok(demo_dir["folder"], "show", report["audit_id"], "--events")
+    assert "Events" in text and "screenshot" in text
+    assert "events" not in ok_json(demo_dir["folder"], "show", report["audit_id"])

@@ -74,7 +74,7 @@ def test_a_composite_does_not_pass_native_async_on() -> None:
     from veritas_store.composite import CompositeAuditStore, Member
 
     composite = CompositeAuditStore([Member("a", AsyncMemoryAudits())])
-    assert vs.capabilities_of(composite) == {vs.Capability.LIST}
+    assert vs.capabilities_of(composite) == {vs.Capability.LIST, vs.Capability.FILTERS}
 
 
 # -- the kit fails broken stores ---------------------------------------------------------------

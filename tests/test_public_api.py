@@ -113,6 +113,8 @@ def test_capability_values_are_stable() -> None:
     assert {c.name: c.value for c in vs.Capability} == {
         "LIST": "list",
         "URLS": "urls",
+        "FILTERS": "filters",
+        "EVENTS": "events",
         "NATIVE_ASYNC": "native_async",
         "DURABLE": "durable",
     }

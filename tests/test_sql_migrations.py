@@ -12,12 +12,16 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from conftest import drop_prefixed_tables, unique_prefix
 from test_cli import ok, ok_json, run, write
@@ -105,13 +109,14 @@ def test_the_snapshot_check_sees_drift(db: Db) -> None:
         admin.schema_upgrade()
     finally:
         admin.close()
-    drifted, audits, _findings, _shots = _build_tables(db.prefix)
-    sa.Index(f"ix_{db.prefix}audits_extra", audits.c.pages_scanned)
-    audits.append_column(sa.Column("extra", sa.Integer()))
+    dialect = sa.make_url(db.url).get_backend_name()
+    drifted, audits, _findings, _shots = _build_tables(db.prefix, dialect)
+    sa.Index(f"ix_{db.prefix}audits_drift", audits.c.pages_scanned)
+    audits.append_column(sa.Column("drift", sa.Integer()))
     kinds = {d[0] for d in _differences(db.url, db.prefix, drifted)}
     assert kinds == {"add_index", "add_column"}
     if not db.url.startswith("sqlite"):  # SQLite has no column collations to drift
-        plain, *_ = _build_tables(db.prefix)
+        plain, *_ = _build_tables(db.prefix, dialect)
         plain.tables[f"{db.prefix}audits"].c.id.type = sa.String(128)
         assert [d[0][0] for d in _differences(db.url, db.prefix, plain)] == ["modify_type"]
 
@@ -130,19 +135,140 @@ def test_opening_an_empty_database_creates_the_latest_schema(db: Db) -> None:
         store.close()
 
 
-def _legacy_database(db: Db) -> None:
-    """Tables as veritas-store made them before it had migrations (create_all, no version)."""
+def _at_revision(db: Db, revision: str) -> None:
+    """The schema exactly as ``revision`` left it (what that version of veritas-store made)."""
+    script = sql_schema._script()
     engine = sa.create_engine(db.url)
     try:
-        _build_tables(db.prefix)[0].create_all(engine)
+        with engine.begin() as conn:
+            env = EnvironmentContext(
+                Config(), script, fn=lambda rev, _ctx: script._upgrade_revs(revision, rev),
+                destination_rev=revision,
+            )  # fmt: skip
+            with env:
+                env.configure(
+                    connection=conn,
+                    version_table=f"{db.prefix}alembic_version",
+                    table_prefix=db.prefix,
+                )
+                env.run_migrations()
     finally:
         engine.dispose()
 
 
+def _legacy_database(db: Db) -> None:
+    """Tables as veritas-store made them before it had migrations: revision 0001's schema
+    without a version table."""
+    _at_revision(db, "0001")
+    engine = sa.create_engine(db.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {db.prefix}alembic_version"))
+    finally:
+        engine.dispose()
+
+
+# The columns of revision 0001, as veritas-store 1.0 (today's main before 0002) wrote them.
+_COLUMNS_0001 = {
+    "audits": (
+        "id", "url", "tier", "verdict_mode", "status", "created_at", "started_at",
+        "completed_at", "updated_at", "trust_score", "risk_level", "narrative", "signal_scores",
+        "site_type", "site_type_confidence", "security_results", "pages_scanned",
+        "elapsed_seconds", "error_message",
+    ),
+    "findings": (
+        "audit_id", "position", "category", "pattern_type", "severity", "confidence",
+        "description", "screenshot_index", "evidence",
+    ),
+    "screenshots": (
+        "audit_id", "position", "idx", "label", "blob_key", "size_bytes", "content_type", "sha256",
+    ),
+}  # fmt: skip
+_JSON_0001 = ("signal_scores", "security_results")
+
+
+def _write_as_0001(db: Db, audit: vs.Audit) -> None:
+    """Write ``audit`` the way the 0001 code path did: exactly its columns, naive UTC times."""
+
+    def table(name: str) -> Any:
+        columns = [
+            sa.column(c, sa.JSON() if c in _JSON_0001 else None) for c in _COLUMNS_0001[name]
+        ]
+        return sa.table(f"{db.prefix}{name}", *columns)
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value.value if isinstance(value, vs.AuditStatus) else value
+
+    row = {c: plain(getattr(audit, c)) for c in _COLUMNS_0001["audits"]}
+    findings = [
+        {
+            "audit_id": audit.id,
+            "position": i,
+            **{c: getattr(f, c) for c in _COLUMNS_0001["findings"][2:]},
+        }
+        for i, f in enumerate(audit.findings)
+    ]
+    shots = [
+        {"audit_id": audit.id, "position": i, "idx": s.index,
+         **{c: getattr(s, c) for c in _COLUMNS_0001["screenshots"][3:]}}
+        for i, s in enumerate(audit.screenshots)
+    ]  # fmt: skip
+    engine = sa.create_engine(db.url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(table("audits").insert(), [row])
+            if findings:
+                conn.execute(table("findings").insert(), findings)
+            if shots:
+                conn.execute(table("screenshots").insert(), shots)
+    finally:
+        engine.dispose()
+
+
+def test_a_database_at_0001_upgrades_in_place_and_loses_nothing(db: Db) -> None:
+    _at_revision(db, "0001")
+    written = [
+        sample_audit(),
+        sample_audit("audit-2", findings=(), screenshots=(), narrative=None, trust_score=None),
+        sample_audit("audit-3", status=vs.AuditStatus.ERROR, error_message="boom"),
+    ]
+    for audit in written:
+        _write_as_0001(db, audit)
+    with pytest.raises(vs.SchemaError, match="revision 0001, this veritas-store needs 0002"):
+        SqlAuditStore(db.url, table_prefix=db.prefix)
+    admin = SqlAuditStore.open_for_migrations(url=db.url, table_prefix=db.prefix)
+    try:
+        assert admin.schema_upgrade()["from"] == "0001"
+    finally:
+        admin.close()
+    assert (
+        _differences(
+            db.url, db.prefix, _build_tables(db.prefix, sa.make_url(db.url).get_backend_name())[0]
+        )
+        == []
+    )
+    store = SqlAuditStore(db.url, table_prefix=db.prefix)
+    try:
+        for audit in written:
+            assert store.get(audit.id) == audit  # new fields: None, extra {}
+        # same created_at: newest first falls back to the id, descending
+        assert [a.id for a in store.list().items] == ["audit-3", "audit-2", "audit-1"]
+        full = attrs.evolve(
+            written[0], recommendations=["a"], domain_info={"age_days": 3}, extra={"k": [1]},
+            findings=(vs.Finding("c", "p", "low", 0.1, "d", id="f-1", plain_english="plain"),),
+        )  # fmt: skip
+        store.update(full)
+        assert store.get(full.id) == full
+    finally:
+        store.close()
+
+
 def test_a_database_made_before_migrations_is_refused_then_adopted(db: Db) -> None:
     _legacy_database(db)
+    _write_as_0001(db, sample_audit())  # data written by the old version
     admin = SqlAuditStore.open_for_migrations(url=db.url, table_prefix=db.prefix)
-    admin.create(sample_audit())  # data written by the old version
     with pytest.raises(vs.SchemaError, match=r"veritas-store db upgrade") as info:
         SqlAuditStore(db.url, table_prefix=db.prefix)
     assert "before veritas-store had schema migrations" in str(info.value)
@@ -177,7 +303,7 @@ def test_auto_upgrade_adopts_on_open(db: Db) -> None:
 def test_a_partial_schema_is_not_adopted(db: Db) -> None:
     engine = sa.create_engine(db.url)
     try:
-        metadata = _build_tables(db.prefix)[0]
+        metadata = _build_tables(db.prefix, sa.make_url(db.url).get_backend_name())[0]
         metadata.tables[f"{db.prefix}audits"].create(engine)
     finally:
         engine.dispose()
@@ -214,8 +340,8 @@ def test_a_database_from_a_newer_version_is_refused(db: Db) -> None:
 _SECOND = '''"""Test only: an index on pages_scanned."""
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 
 
 def upgrade():
@@ -231,11 +357,11 @@ def downgrade():
 
 @pytest.fixture
 def second_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The shipped migrations plus a revision 0002 (made after the database was): a newer
+    """The shipped migrations plus a revision 0003 (made after the database was): a newer
     veritas-store meeting a database of the current one."""
     folder = tmp_path / "migrations"
     shutil.copytree(sql_schema.MIGRATIONS, folder)
-    (folder / "versions" / "0002_test_index.py").write_text(_SECOND, encoding="utf-8")
+    (folder / "versions" / "0003_test_index.py").write_text(_SECOND, encoding="utf-8")
 
     def switch() -> None:
         monkeypatch.setattr(sql_schema, "MIGRATIONS", folder)
@@ -255,13 +381,13 @@ def _indexes(db: Db) -> list[str]:
 
 
 def test_upgrade_from_an_older_revision(db: Db, second_revision: Any) -> None:
-    store = SqlAuditStore(db.url, table_prefix=db.prefix)  # at 0001
+    store = SqlAuditStore(db.url, table_prefix=db.prefix)  # at 0002
     store.create(sample_audit())
     store.close()
     second_revision()
     with pytest.raises(vs.SchemaError) as info:
         SqlAuditStore(db.url, table_prefix=db.prefix)
-    assert "at schema revision 0001, this veritas-store needs 0002" in str(info.value)
+    assert "at schema revision 0002, this veritas-store needs 0003" in str(info.value)
     assert "run `veritas-store db upgrade` (or set auto_upgrade = true" in str(info.value)
 
     admin = SqlAuditStore.open_for_migrations(url=db.url, table_prefix=db.prefix)
@@ -269,12 +395,13 @@ def test_upgrade_from_an_older_revision(db: Db, second_revision: Any) -> None:
         assert admin.schema_current()["state"] == "outdated"
         assert [(h["revision"], h["applied"]) for h in admin.schema_history()] == [
             ("0001", True),
-            ("0002", False),
+            ("0002", True),
+            ("0003", False),
         ]
         assert admin.schema_upgrade() == {
             "before": "outdated",
-            "from": "0001",
-            "to": "0002",
+            "from": "0002",
+            "to": "0003",
             "changed": True,
         }
     finally:
@@ -310,7 +437,7 @@ def test_instances_starting_at_once_upgrade_once(db: Db, second_revision: Any) -
         t.join()
     try:
         assert errors == []
-        assert {s.schema_current()["revision"] for s in stores} == {"0002"}
+        assert {s.schema_current()["revision"] for s in stores} == {"0003"}
         assert _indexes(db).count(f"ix_{db.prefix}audits_pages") == 1
     finally:
         for s in stores:
@@ -381,11 +508,11 @@ def test_db_commands_act_on_every_enabled_sql_backend(tmp_path: Path, pg_url: st
         history = ok_json(tmp_path, "db", "history", "--config", str(config), "--backend", "pg")
         ((only,),) = [[r["backend"] for r in history["backends"]]]
         assert only == "pg"
-        assert [h["applied"] for h in history["backends"][0]["result"]] == [True]
+        assert [h["applied"] for h in history["backends"][0]["result"]] == [True, True]
         assert ok(tmp_path, "list", "--config", str(config))
         report = ok_json(tmp_path, "check", "--config", str(config))
         schemas = {r["backend"]: r.get("schema", {}).get("revision") for r in report["backends"]}
-        assert schemas == {"old": "0001", "pg": "0001", "off": None, "memory": None, "local": None}
+        assert schemas == {"old": "0002", "pg": "0002", "off": None, "memory": None, "local": None}
         assert not (tmp_path / "never.db").exists()  # disabled: never opened
     finally:
         drop_prefixed_tables(pg_url, prefix)

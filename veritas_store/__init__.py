@@ -25,15 +25,19 @@ from .hookspecs import PLUGIN_API_VERSION, hookimpl
 from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
 from .model import (
     Audit,
+    AuditEvent,
     AuditPage,
     AuditStatus,
     BlobInfo,
     Finding,
+    ListFilter,
     Screenshot,
     decode_cursor,
     encode_cursor,
+    number_events,
     paginate,
     utcnow,
+    validate_after,
     validate_limit,
     validate_status,
 )
@@ -50,6 +54,7 @@ __all__ = [
     "DEFAULT_CAPABILITIES",
     "PLUGIN_API_VERSION",
     "Audit",
+    "AuditEvent",
     "AuditExists",
     "AuditNotFound",
     "AuditPage",
@@ -64,6 +69,7 @@ __all__ = [
     "ChecksumMismatch",
     "ConfigError",
     "Finding",
+    "ListFilter",
     "InvalidCursor",
     "InvalidImage",
     "InvalidKey",
@@ -89,11 +95,14 @@ __all__ = [
     "validate_blob_prefix",
     "validate_limit",
     "validate_status",
+    "validate_after",
+    "number_events",
+    "result_of",
 ]
 
 __version__ = "0.1.0"
 
 # Imported last: these build on the names above.
-from .recorder import AuditRecorder  # noqa: E402
+from .recorder import AuditRecorder, result_of  # noqa: E402
 from .screenshots import ScreenshotStorage  # noqa: E402
 from .stores import Stores, open_stores  # noqa: E402

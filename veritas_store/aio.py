@@ -23,11 +23,12 @@ import itertools
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from .errors import BackendUnavailable, PluginError
 from .keys import validate_audit_id, validate_blob_prefix
-from .model import Audit, AuditPage, AuditStatus, BlobInfo, Screenshot
+from .model import Audit, AuditEvent, AuditPage, AuditStatus, BlobInfo, Screenshot
 from .recorder import DEFAULT_TIER, DEFAULT_VERDICT_MODE, AuditRecorder
 from .stores import ConfigSource, Stores, build_stores, load_config, registry_with
 
@@ -323,8 +324,34 @@ class AsyncAuditStore:
         status: AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        risk_level: str | None = None,
+        url: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: str = "newest",
     ) -> AuditPage:
-        return await self._run(self._audits.list, status=status, limit=limit, cursor=cursor)
+        return await self._run(
+            self._audits.list,
+            status=status,
+            limit=limit,
+            cursor=cursor,
+            risk_level=risk_level,
+            url=url,
+            created_after=created_after,
+            created_before=created_before,
+            order=order,
+        )
+
+    async def append_events(
+        self, audit_id: str, events: Iterable[AuditEvent]
+    ) -> tuple[AuditEvent, ...]:
+        return await self._run(self._audits.append_events, audit_id, list(events))
+
+    async def events(
+        self, audit_id: str, after: int | None = None, limit: int = 1000
+    ) -> tuple[AuditEvent, ...]:
+        return await self._run(self._audits.events, audit_id, after=after, limit=limit)
 
     async def close(self) -> None:
         await self._run(self._audits.close)

@@ -31,8 +31,9 @@ import logging
 import mimetypes
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -49,15 +50,20 @@ from .errors import (
 from .journal import Journal
 from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
 from .model import (
+    MAX_EVENTS_PAGE,
     Audit,
+    AuditEvent,
     AuditPage,
     AuditStatus,
     BlobInfo,
+    ListFilter,
     decode_cursor,
+    number_events,
+    validate_after,
     validate_limit,
-    validate_status,
 )
 from .protocols import Capability, capabilities_of
+from .querying import list_with
 from .resilience import Guarded, Resilience
 from .routing import Routing
 
@@ -68,7 +74,7 @@ S = TypeVar("S")
 
 # What a composite can offer when one of its backends does. NATIVE_ASYNC is not passed on:
 # the composite itself has no ``aio`` (the async API wraps it).
-_INHERITED = frozenset({Capability.LIST, Capability.URLS})
+_INHERITED = frozenset({Capability.LIST, Capability.URLS, Capability.EVENTS})
 
 # Errors that are answers, not failures: the leader raising one ends the write unchanged.
 _LOGICAL = (AuditExists, AuditNotFound)
@@ -550,6 +556,11 @@ class CompositeAuditStore(_Composite[Any]):
 
     kind = "audits"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if Capability.LIST in self.capabilities:  # it filters for backends that cannot
+            self.capabilities = self.capabilities | {Capability.FILTERS}
+
     def create(self, audit: Audit) -> None:
         validate_audit_id(audit.id)
         self._fan_out("create", audit.id, lambda s: s.create(audit), lambda s: _upsert(s, audit))
@@ -583,17 +594,111 @@ class CompositeAuditStore(_Composite[Any]):
         status: AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        risk_level: str | None = None,
+        url: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: str = "newest",
     ) -> AuditPage:
-        validate_status(status)
+        query = ListFilter(status, risk_level, url, created_after, created_before, order)
         validate_limit(limit)
         if cursor is not None:
             decode_cursor(cursor)  # a bad cursor is the caller's error, not a backend failure
+        listers = self._listers()
+        capabilities = {id(m.client): self._capabilities[m.name] for m in listers}
         return self._first_answer(
             "list",
             None,
-            lambda s: s.list(status=status, limit=limit, cursor=cursor),
-            self._listers(),
+            lambda s: list_with(s, capabilities[id(s)], query, limit, cursor),
+            listers,
         )
+
+    # -- the event log (Capability.EVENTS) ------------------------------------------------
+
+    def _keepers(self, members: list[Member[Any]]) -> list[Member[Any]]:
+        keepers = [m for m in members if Capability.EVENTS in self._capabilities[m.name]]
+        if not keepers:
+            names = ", ".join(m.name for m in members)
+            raise NotImplementedError(f"none of the audit backends keeps events: {names}")
+        return keepers
+
+    def append_events(self, audit_id: str, events: Iterable[AuditEvent]) -> tuple[AuditEvent, ...]:
+        """Append to the log like any write: the authoritative backend (the first written that
+        keeps events) numbers them, every other backend that keeps events gets the numbered
+        events (idempotent by ``seq``, so a replay or a repair appends each once); journaled."""
+        validate_audit_id(audit_id)
+        events = list(events)
+        number_events(0, events)  # bad input raises here, before anything is written
+        numberer = self._keepers(self._write)[0].client
+        keeps = {id(m.client) for m in self._keepers(self._write)}
+        numbered: list[tuple[AuditEvent, ...]] = []
+
+        def lead(store: Any) -> tuple[AuditEvent, ...]:
+            numbered.append(numberer.append_events(audit_id, events))
+            if store is not numberer and id(store) in keeps:
+                store.append_events(audit_id, numbered[0])
+            return numbered[0]
+
+        def follow(store: Any) -> None:
+            if id(store) in keeps:
+                store.append_events(audit_id, numbered[0])
+
+        return self._fan_out("append_events", audit_id, lead, follow)[0]
+
+    def events(
+        self, audit_id: str, after: int | None = None, limit: int = 1000
+    ) -> tuple[AuditEvent, ...]:
+        """The log from the first backend in read order that keeps events and has the audit
+        (like ``get``); ``AuditNotFound`` if none has it."""
+        validate_audit_id(audit_id)
+        validate_after(after, limit)
+
+        def ask(store: Any) -> tuple[AuditEvent, ...] | None:
+            try:
+                return store.events(audit_id, after=after, limit=limit)  # type: ignore[no-any-return]
+            except AuditNotFound:
+                return None  # "not here", an answer: ask the next
+
+        unavailable: list[BackendUnavailable] = []
+        for member in self._keepers(self._read):
+            try:
+                found = self._first_answer("events", audit_id, ask, [member])
+            except BackendUnavailable as exc:
+                unavailable.append(exc)
+                continue
+            if found is not None:
+                return found
+        if unavailable and len(unavailable) == len(self._keepers(self._read)):
+            raise BackendUnavailable(
+                "; ".join(str(e) for e in unavailable),
+                {k: v for e in unavailable for k, v in e.errors.items()},
+            )
+        raise AuditNotFound(f"audit {audit_id!r} not found")
+
+    def sync_item(
+        self, key: str, source: str, targets: list[str], content_type: str | None = None
+    ) -> bool:
+        """As for any composite, and the event log too: what the source holds beyond each
+        target's last event (a repair of an interrupted ``append_events``)."""
+        exists = super().sync_item(key, source, targets, content_type)
+        origin = self.member(source)
+        if not exists or Capability.EVENTS not in self._capabilities[source]:
+            return exists
+        for name in targets:
+            if Capability.EVENTS not in self._capabilities[name]:
+                continue
+            target = self.member(name).client
+            after = 0
+            while have := target.events(key, after=after, limit=MAX_EVENTS_PAGE):
+                after = have[-1].seq or 0
+            while True:
+                missing = origin.client.events(key, after=after, limit=MAX_EVENTS_PAGE)
+                if not missing:
+                    break
+                target.append_events(key, missing)
+                after = missing[-1].seq
+        return exists
 
     # -- hooks of the generic read path ---------------------------------------------------
 

@@ -273,6 +273,15 @@ def _to_json_dict(value: Any, self: Any, field: attrs.Attribute[Any]) -> dict[st
     return frozen  # type: ignore[no-any-return]
 
 
+def _to_json_value(value: Any, self: Any, field: attrs.Attribute[Any]) -> Any:
+    """A frozen copy of any JSON value (or None), checked in the same pass."""
+    frozen = _frozen_plain_json(value)
+    if frozen is _NOT_PLAIN:
+        _check_json(value, _where(self, field))
+        frozen = freeze_json(value)
+    return frozen
+
+
 def _items_of(kind: type) -> Any:
     def check(instance: Any, field: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
         for item in value:
@@ -298,6 +307,11 @@ def _json_dict_field() -> Any:
     return attrs.field(factory=dict, converter=converter)
 
 
+def _json_value_field() -> Any:
+    converter = attrs.Converter(_to_json_value, takes_self=True, takes_field=True)  # type: ignore[call-overload]
+    return attrs.field(default=None, converter=converter)
+
+
 def _datetime_field(*, required: bool = False) -> Any:
     conv = _to_utc_required if required else _to_utc
     converter = attrs.Converter(conv, takes_self=True, takes_field=True)  # type: ignore[call-overload]
@@ -320,6 +334,8 @@ class Finding:
     description: str = attrs.field(validator=_text)
     screenshot_index: int | None = attrs.field(default=None, validator=_optional_count)
     evidence: str | None = attrs.field(default=None, validator=_optional_text)
+    id: str | None = attrs.field(default=None, validator=_optional_text)
+    plain_english: str | None = attrs.field(default=None, validator=_optional_text)
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -373,6 +389,13 @@ class Audit:
     pages_scanned: int = attrs.field(default=0, validator=_count)
     elapsed_seconds: float | None = _float_field()
     error_message: str | None = attrs.field(default=None, validator=_optional_text)
+    # JSON values of the service's result, kept as given (None when the result had none)
+    recommendations: Any = _json_value_field()
+    domain_info: Any = _json_value_field()
+    overrides: Any = _json_value_field()
+    errors: Any = _json_value_field()
+    # every other key of the result dict (see AuditRecorder.completed and docs/migration.md)
+    extra: dict[str, Any] = _json_dict_field()
     findings: tuple[Finding, ...] = attrs.field(
         default=(), converter=_to_tuple, validator=_items_of(Finding)
     )
@@ -384,6 +407,11 @@ class Audit:
         if self.updated_at is None:
             object.__setattr__(self, "updated_at", self.created_at)
 
+    @property
+    def screenshots_count(self) -> int:
+        """Derived from ``screenshots``, never stored twice."""
+        return len(self.screenshots)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 text)."""
         return audit_to_dict(self)
@@ -392,6 +420,58 @@ class Audit:
     def from_dict(cls, data: Mapping[str, Any]) -> Audit:
         """The inverse of :meth:`to_dict`."""
         return audit_from_dict(data)
+
+
+def _optional_seq(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    _count(instance, field, value)
+    if value < 1:
+        raise ValueError(f"{_where(instance, field)} must be at least 1")
+
+
+@attrs.frozen
+class AuditEvent:
+    """One event of an audit's stream (``AuditStore.events``). ``seq`` (from 1, in order) is
+    assigned by the authoritative backend on append; pass None for a new event."""
+
+    type: str = attrs.field(validator=_text)
+    data: dict[str, Any] = _json_dict_field()
+    seq: int | None = attrs.field(default=None, validator=_optional_seq)
+    created_at: datetime = _datetime_field(required=True)
+
+
+MAX_EVENTS_PAGE = 10_000
+
+
+def number_events(
+    existing_last: int, events: Iterable[AuditEvent]
+) -> tuple[list[AuditEvent], list[AuditEvent]]:
+    """For ``append_events``: (new events numbered after ``existing_last``, events that carry
+    a ``seq`` already). A numbered event is stored as given; one already stored is skipped, so a
+    follower's replay or a repair appends each event once."""
+    fresh, numbered = [], []
+    seq = existing_last
+    for event in events:
+        if not isinstance(event, AuditEvent):
+            raise TypeError(f"append_events takes AuditEvent objects, got {type(event).__name__}")
+        if event.seq is None:
+            seq += 1
+            fresh.append(attrs.evolve(event, seq=seq))
+        else:
+            numbered.append(event)
+    if fresh and numbered:
+        raise ValueError("append_events: either every event has a seq, or none has")
+    return fresh, numbered
+
+
+def validate_after(after: object, limit: object) -> None:
+    if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+        raise ValueError(f"events(after=...) must be an int >= 0 or None, got {after!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_EVENTS_PAGE:
+        raise ValueError(
+            f"events(limit=...) must be an int from 1 to {MAX_EVENTS_PAGE}, got {limit!r}"
+        )
 
 
 @attrs.frozen
@@ -485,22 +565,96 @@ def sort_key(audit: Audit) -> tuple[datetime, str]:
     return (audit.created_at, audit.id)
 
 
+ORDERS = ("newest", "oldest")
+
+
+def _filter_text(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"list({field.name}=...) must be a str or None, got {type(value).__name__}")
+
+
+def _filter_time(value: Any, self: Any, field: attrs.Attribute[Any]) -> datetime | None:
+    try:
+        return _to_utc(value, self, field)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"list({field.name}=...): {exc}") from None
+
+
+def _order(instance: Any, field: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ORDERS:
+        raise ValueError(f"list(order=...) must be 'newest' or 'oldest', got {value!r}")
+
+
+_time_filter = attrs.Converter(_filter_time, takes_self=True, takes_field=True)  # type: ignore[call-overload]
+
+
+@attrs.frozen
+class ListFilter:
+    """The filters of ``AuditStore.list()``, validated. They combine (AND);
+    ``created_after <= created_at < created_before``."""
+
+    status: AuditStatus | None = attrs.field(default=None, converter=lambda v: validate_status(v))
+    risk_level: str | None = attrs.field(default=None, validator=_filter_text)
+    url: str | None = attrs.field(default=None, validator=_filter_text)
+    created_after: datetime | None = attrs.field(default=None, converter=_time_filter)
+    created_before: datetime | None = attrs.field(default=None, converter=_time_filter)
+    order: str = attrs.field(default="newest", validator=_order)
+
+    @property
+    def beyond_status(self) -> bool:
+        """Whether it asks more than a (1, 0) store's ``list(status=...)`` can answer."""
+        return (
+            self.risk_level is not None
+            or self.url is not None
+            or self.created_after is not None
+            or self.created_before is not None
+            or self.order != "newest"
+        )
+
+    def matches(self, audit: Audit) -> bool:
+        return (
+            (self.status is None or audit.status == self.status)
+            and (self.risk_level is None or audit.risk_level == self.risk_level)
+            and (self.url is None or audit.url == self.url)
+            and (self.created_after is None or audit.created_at >= self.created_after)
+            and (self.created_before is None or audit.created_at < self.created_before)
+        )
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``list()`` that differ from their defaults."""
+        defaults = ListFilter()
+        return {
+            a.name: getattr(self, a.name)
+            for a in attrs.fields(ListFilter)
+            if getattr(self, a.name) != getattr(defaults, a.name)
+        }
+
+
 def paginate(
     audits: Iterable[Audit],
     status: AuditStatus | str | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    *,
+    risk_level: str | None = None,
+    url: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    order: str = "newest",
 ) -> AuditPage:
-    """Newest-first keyset pagination over any iterable of audits (for in-memory backends)."""
-    status = validate_status(status)
+    """Keyset pagination over any iterable of audits, with every filter of ``list()`` (for
+    in-memory backends, and the composite's fallback for stores that cannot filter)."""
+    query = ListFilter(status, risk_level, url, created_after, created_before, order)
     validate_limit(limit)
     after = decode_cursor(cursor) if cursor is not None else None
+    newest = query.order == "newest"
     candidates = [
         a
         for a in audits
-        if (status is None or a.status == status) and (after is None or sort_key(a) < after)
+        if query.matches(a)
+        and (after is None or (sort_key(a) < after if newest else sort_key(a) > after))
     ]
-    candidates.sort(key=sort_key, reverse=True)
+    candidates.sort(key=sort_key, reverse=newest)
     items = candidates[:limit]
     more = len(candidates) > limit
     return AuditPage(tuple(items), encode_cursor(items[-1]) if more else None)

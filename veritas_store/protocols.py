@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from .model import Audit, AuditPage, AuditStatus, BlobInfo
@@ -26,6 +27,15 @@ class Capability(enum.StrEnum):
 
     URLS = "urls"
     """Blob stores: ``url()`` returns a URL. Without it ``url()`` raises ``NotImplementedError``."""
+
+    FILTERS = "filters"
+    """Audit stores (plugin API 1.1): ``list()`` takes ``risk_level``, ``url``,
+    ``created_after``, ``created_before`` and ``order``. Without it the composite filters a
+    status-only listing itself (``vs.paginate``)."""
+
+    EVENTS = "events"
+    """Audit stores (plugin API 1.1): ``append_events(audit_id, events)`` and
+    ``events(audit_id, after=None, limit=1000)``, the audit's event log."""
 
     NATIVE_ASYNC = "native_async"
     """``store.aio`` has the same methods as coroutines; the async API uses it directly."""
@@ -74,8 +84,15 @@ class AuditStore(Protocol):
         status: AuditStatus | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        *,
+        risk_level: str | None = None,
+        url: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: str = "newest",
     ) -> AuditPage:
-        """Newest first by ``created_at`` then ``id``; keyset pagination."""
+        """Newest first (``order="oldest"``: oldest first) by ``created_at`` then ``id``;
+        keyset pagination. The keyword filters need ``Capability.FILTERS`` (plugin API 1.1)."""
 
     def close(self) -> None: ...
 

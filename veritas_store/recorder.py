@@ -14,10 +14,13 @@ import attrs
 
 from .errors import AuditNotFound, InvalidRecord
 from .keys import validate_audit_id
-from .model import Audit, AuditStatus, Finding, Screenshot, utcnow
+from .model import MAX_INT, Audit, AuditEvent, AuditStatus, Finding, Screenshot, utcnow
+from .protocols import Capability, capabilities_of
 
-# Result-dict keys copied onto the audit as they are.
+# Result-dict keys copied onto the audit field of the same name, as they are.
 RESULT_FIELDS = (
+    "url",
+    "verdict_mode",
     "trust_score",
     "risk_level",
     "narrative",
@@ -27,11 +30,20 @@ RESULT_FIELDS = (
     "security_results",
     "pages_scanned",
     "elapsed_seconds",
+    "recommendations",
+    "domain_info",
+    "overrides",
+    "errors",
 )
+RENAMED = {"audit_tier": "tier"}  # result key -> audit field
+# Keys the record derives: stored in ``extra`` only when the result disagrees with the record.
+DERIVED = ("status", "screenshots_count")
+SUMMARY = "dark_pattern_summary"  # its ``findings`` become Audit.findings, the rest ``extra``
 DEFAULT_TIER = "standard"
 DEFAULT_VERDICT_MODE = "expert"
 _FINDING_FIELDS = tuple(a.name for a in attrs.fields(Finding))
 _DEFAULTS = {"signal_scores": {}, "security_results": {}, "pages_scanned": 0}
+_OPTIONAL_FINDING_KEYS = ("screenshot_index", "evidence", "id", "plain_english")
 
 
 def findings_from(summary: Any) -> tuple[Finding, ...]:
@@ -53,6 +65,76 @@ def findings_from(summary: Any) -> tuple[Finding, ...]:
         except (TypeError, ValueError) as exc:
             raise InvalidRecord(f"dark_pattern_summary.findings[{i}]: {exc}") from None
     return tuple(findings)
+
+
+def fields_of_result(result: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The audit fields a result dict sets, and ``extra``: every key it has no field for.
+
+    The mapping table is in docs/migration.md; ``result_of`` is the inverse.
+    """
+    fields: dict[str, Any] = {
+        k: (result[k] if result[k] is not None else _DEFAULTS.get(k))
+        for k in RESULT_FIELDS
+        if k in result
+    }
+    for key, name in RENAMED.items():
+        if key in result:
+            fields[name] = result[key]
+    extra = {
+        k: v
+        for k, v in result.items()
+        if k not in RESULT_FIELDS and k not in RENAMED and k not in DERIVED
+        and k not in (SUMMARY, "findings")
+    }  # fmt: skip
+    findings = findings_from(result["findings"]) if "findings" in result else None
+    summary = result.get(SUMMARY)
+    if isinstance(summary, Mapping):
+        from_summary = findings_from(summary)
+        rest = {k: v for k, v in summary.items() if k != "findings"}
+        if findings is None:
+            findings = from_summary
+        elif "findings" in summary and from_summary != findings:
+            rest["findings"] = summary["findings"]  # differs from the top level: keep it too
+        extra[SUMMARY] = rest
+    elif summary is not None:
+        summary_findings = findings_from(summary)  # the list form: just the findings
+        if findings is None:
+            findings = summary_findings
+        elif summary_findings != findings:
+            extra[SUMMARY] = summary
+    elif SUMMARY in result:
+        extra[SUMMARY] = None
+    if findings is not None:
+        fields["findings"] = findings
+    return fields, extra
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """A finding as the service's dicts have it (optional keys only when set)."""
+    data = attrs.asdict(finding)
+    for key in _OPTIONAL_FINDING_KEYS:
+        if data[key] is None:
+            del data[key]
+    return data
+
+
+def result_of(audit: Audit) -> dict[str, Any]:
+    """The service's result dict rebuilt from a stored audit: the inverse of ``completed``."""
+    result: dict[str, Any] = {name: getattr(audit, name) for name in RESULT_FIELDS}
+    for key, name in RENAMED.items():
+        result[key] = getattr(audit, name)
+    result["status"] = audit.status.value
+    result["screenshots_count"] = audit.screenshots_count
+    findings = [finding_dict(f) for f in audit.findings]
+    result["findings"] = findings
+    extra = dict(audit.extra)
+    summary = extra.pop(SUMMARY, {})
+    if isinstance(summary, Mapping):
+        summary = {**summary}
+        summary.setdefault("findings", findings)
+    result[SUMMARY] = summary
+    result.update(extra)  # last: a derived key the result disagreed on wins
+    return result
 
 
 def _evolve(audit: Audit, what: str, **changes: Any) -> Audit:
@@ -119,22 +201,24 @@ class AuditRecorder:
         validate_audit_id(audit_id)
         if not isinstance(result, Mapping):
             raise InvalidRecord(f"result must be a dict, got {type(result).__name__}")
-        findings = findings_from(result.get("dark_pattern_summary"))
-        fields = {
-            k: (result[k] if result[k] is not None else _DEFAULTS.get(k))
-            for k in RESULT_FIELDS
-            if k in result
-        }
+        fields, extra = fields_of_result(result)
         now = utcnow()
         with self._locks(audit_id):
             audit = self._audits.get(audit_id)
             if audit is None:
                 raise AuditNotFound(f"audit {audit_id!r} was never started")
+            derived = {
+                "status": AuditStatus.COMPLETED.value,
+                "screenshots_count": len(audit.screenshots),
+            }
+            for key in DERIVED:  # kept only when the result says otherwise
+                if key in result and result[key] != derived[key]:
+                    extra[key] = result[key]
             updated = _evolve(
                 audit,
                 "completed",
                 **fields,
-                findings=findings,
+                extra=extra,
                 status=AuditStatus.COMPLETED,
                 completed_at=now,
                 updated_at=now,
@@ -175,17 +259,44 @@ class AuditRecorder:
             return updated
 
     def event(self, audit_id: str, event: Mapping[str, Any]) -> Screenshot | None:
-        """Record a streamed event: a ``screenshot`` event is saved; other types are ignored."""
+        """Record a streamed event: a ``screenshot`` event's image is saved (and returned);
+        every event is appended to the audit's event log when the store keeps one
+        (``Capability.EVENTS``), a screenshot's base64 replaced by its ``blob_key``.
+
+        A screenshot event whose ``data`` is None (the runner's file was missing) saves nothing
+        and is logged with ``blob_key`` None. Bad input raises before anything is written.
+        """
         validate_audit_id(audit_id)
         if not isinstance(event, Mapping):
             raise InvalidRecord(f"event must be a dict, got {type(event).__name__}")
-        if event.get("type") != "screenshot":
-            return None
-        missing = [k for k in ("data", "index") if k not in event]
-        if missing:
-            raise InvalidRecord(f"screenshot event lacks {', '.join(missing)}")
-        label = event.get("label")
-        label = f"screenshot {event['index']}" if label is None else label
-        if not isinstance(label, str) or "\x00" in label:
-            raise InvalidRecord(f"screenshot event label must be text without NUL, got {label!r}")
-        return self._screenshots.save(audit_id, event["index"], label, event["data"])
+        kind = event.get("type")
+        body = {k: v for k, v in event.items() if k != "type"}
+        screenshot = kind == "screenshot"
+        if screenshot:
+            missing = [k for k in ("data", "index") if k not in event]
+            if missing:
+                raise InvalidRecord(f"screenshot event lacks {', '.join(missing)}")
+            index = event["index"]
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_INT:
+                raise InvalidRecord(f"screenshot event index must be an int >= 0, got {index!r}")
+            label = event.get("label")
+            label = f"screenshot {index}" if label is None else label
+            if not isinstance(label, str) or "\x00" in label:
+                raise InvalidRecord(
+                    f"screenshot event label must be text without NUL, got {label!r}"
+                )
+            body = {**body, "data": None, "blob_key": None}  # never the base64 twice
+        logged = None
+        if Capability.EVENTS in capabilities_of(self._audits):
+            try:  # built (and checked) before anything is written
+                logged = AuditEvent(type=kind if isinstance(kind, str) else "", data=body)
+            except (TypeError, ValueError) as exc:
+                raise InvalidRecord(f"event for audit {audit_id!r}: {exc}") from None
+        shot = None
+        if screenshot and event["data"] is not None:
+            shot = self._screenshots.save(audit_id, event["index"], label, event["data"])
+            if logged is not None:
+                logged = attrs.evolve(logged, data={**body, "blob_key": shot.blob_key})
+        if logged is not None:
+            self._audits.append_events(audit_id, [logged])
+        return shot

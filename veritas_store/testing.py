@@ -97,6 +97,8 @@ def findings() -> st.SearchStrategy[vs.Finding]:
         description=_text,
         screenshot_index=st.none() | _count,
         evidence=st.none() | _text,
+        id=st.none() | _text,
+        plain_english=st.none() | _text,
     )
 
 
@@ -141,6 +143,11 @@ def audits(draw: Any, audit_id: str | None = None) -> vs.Audit:
         pages_scanned=draw(_count),
         elapsed_seconds=draw(st.none() | _finite),
         error_message=draw(st.none() | _text),
+        recommendations=draw(st.none() | _json),
+        domain_info=draw(st.none() | _json),
+        overrides=draw(st.none() | _json),
+        errors=draw(st.none() | _json),
+        extra=draw(st.dictionaries(_text, _json, max_size=4)),
         findings=draw(st.lists(findings(), max_size=4)),
         screenshots=draw(screenshots(audit_id)),
     )
@@ -505,6 +512,106 @@ class AuditStoreContract:
         _lacks(audit_store, vs.Capability.LIST)
         with pytest.raises(NotImplementedError):
             audit_store.list()
+
+    def test_the_whole_service_result_round_trips(self, audit_store: Any) -> None:
+        audit = sample_audit(
+            "full-1",
+            recommendations=["Avoid", {"why": "timer", "weight": 0.5}],
+            domain_info={"age_days": 12, "registrar": "X", "inconsistencies": [], "ip": None},
+            overrides={"risk_level": {"from": "low", "to": "high"}},
+            errors=[],
+            extra={"future_key": {"nested": [1, None, "ü"]}, "flag": True},
+            findings=(vs.Finding("c", "p", "high", 1.0, "d", None, None, "f-1", "In plain words"),),
+        )
+        audit_store.create(audit)
+        assert audit_store.get("full-1") == audit
+        assert audit_store.get("full-1").screenshots_count == len(audit.screenshots)
+
+    # -- list filters (plugin API 1.1)
+
+    def test_list_filters_combine_and_page(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.FILTERS)
+        base = datetime(2026, 2, 1, tzinfo=UTC)
+        for i in range(12):
+            audit_store.create(
+                vs.Audit(
+                    id=f"f{i:02d}", url=f"https://site{i % 2}.example/",
+                    risk_level=("low", "high", "critical")[i % 3],
+                    status=vs.AuditStatus.COMPLETED if i % 4 else vs.AuditStatus.ERROR,
+                    created_at=base + timedelta(minutes=i // 2),
+                )
+            )  # fmt: skip
+
+        def pages(**filters: Any) -> list[str]:
+            ids, cursor = [], None
+            while True:
+                page = audit_store.list(limit=2, cursor=cursor, **filters)
+                ids += [a.id for a in page.items]
+                if (cursor := page.next_cursor) is None:
+                    return ids
+
+        assert pages(risk_level="high") == ["f10", "f07", "f04", "f01"]
+        assert pages(risk_level="high", status="completed") == ["f10", "f07", "f01"]
+        assert pages(url="https://site0.example/", order="oldest") == [
+            f"f{i:02d}" for i in range(0, 12, 2)
+        ]
+        window = {
+            "created_after": base + timedelta(minutes=2),
+            "created_before": base + timedelta(minutes=4),
+        }
+        assert pages(**window) == ["f07", "f06", "f05", "f04"]
+        assert pages(order="oldest", **window) == ["f04", "f05", "f06", "f07"]
+        with pytest.raises(ValueError):
+            audit_store.list(order="random")
+
+    # -- the event log (plugin API 1.1)
+
+    def test_events_are_numbered_in_order_and_read_after(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.EVENTS)
+        audit_store.create(vs.Audit(id="ev-1", url="u"))
+        assert audit_store.events("ev-1") == ()
+        first = audit_store.append_events(
+            "ev-1", [vs.AuditEvent("phase_start", {"phase": "crawl"}), vs.AuditEvent("log_entry")]
+        )
+        assert [e.seq for e in first] == [1, 2]
+        (third,) = audit_store.append_events("ev-1", [vs.AuditEvent("finding", {"id": "f-1"})])
+        assert third.seq == 3
+        assert audit_store.events("ev-1") == (*first, third)
+        assert audit_store.events("ev-1", after=1, limit=1) == (first[1],)
+        assert audit_store.events("ev-1", after=3) == ()
+
+    def test_numbered_events_are_stored_once(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.EVENTS)
+        audit_store.create(vs.Audit(id="ev-2", url="u"))
+        copy = (vs.AuditEvent("a", {}, seq=1), vs.AuditEvent("b", {"x": [1]}, seq=2))
+        audit_store.append_events("ev-2", copy)
+        audit_store.append_events("ev-2", copy)  # a replay: nothing twice
+        assert audit_store.events("ev-2") == copy
+        (next_one,) = audit_store.append_events("ev-2", [vs.AuditEvent("c")])
+        assert next_one.seq == 3
+
+    def test_events_of_a_missing_or_deleted_audit(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.EVENTS)
+        with pytest.raises(vs.AuditNotFound):
+            audit_store.events("ev-none")
+        with pytest.raises(vs.AuditNotFound):
+            audit_store.append_events("ev-none", [vs.AuditEvent("x")])
+        audit_store.create(vs.Audit(id="ev-3", url="u"))
+        audit_store.append_events("ev-3", [vs.AuditEvent("x")])
+        audit_store.delete("ev-3")
+        audit_store.create(vs.Audit(id="ev-3", url="u"))  # the same id again starts empty
+        assert audit_store.events("ev-3") == ()
+
+    def test_bad_events_raise_and_write_nothing(self, audit_store: Any) -> None:
+        _needs(audit_store, vs.Capability.EVENTS)
+        audit_store.create(vs.Audit(id="ev-4", url="u"))
+        with pytest.raises(TypeError):
+            audit_store.append_events("ev-4", [{"type": "x"}])
+        with pytest.raises(ValueError):
+            audit_store.events("ev-4", after=-1)
+        with pytest.raises(vs.InvalidKey):
+            audit_store.events("../x")
+        assert audit_store.events("ev-4") == ()
 
     # -- threads
 

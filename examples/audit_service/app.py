@@ -262,7 +262,99 @@ async def audit_status(audit_id: str, request: Request) -> dict[str, Any]:
         "status": audit.status.value,
         "read_from": source,
         "audit": audit.to_dict(),
+        # the service's result dict, every key, rebuilt from the store (a restart loses nothing)
+        "result": vs.result_of(audit) if audit.status is vs.AuditStatus.COMPLETED else None,
     }
+
+
+def _summary(audit: vs.Audit) -> dict[str, Any]:
+    return {
+        "audit_id": audit.id,
+        "url": audit.url,
+        "status": audit.status.value,
+        "risk_level": audit.risk_level,
+        "trust_score": audit.trust_score,
+        "created_at": audit.created_at.isoformat(),
+    }
+
+
+@app.get("/audits/history")
+async def audit_history(
+    request: Request,
+    status: str | None = None,
+    risk_level: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The history page: audits newest first, filtered by status and risk level, paged."""
+    try:
+        page = await _service(request).stores.audits.list(
+            status=status or None, risk_level=risk_level or None, limit=limit, cursor=cursor
+        )
+    except ValueError as exc:  # a bad status, limit or cursor (InvalidCursor is one)
+        raise HTTPException(400, str(exc)) from None
+    return {"items": [_summary(a) for a in page.items], "next_cursor": page.next_cursor}
+
+
+@app.get("/audits/compare")
+async def audit_compare(
+    request: Request, url: str | None = None, ids: str | None = None
+) -> dict[str, Any]:
+    """The compare page: audits of one URL (oldest first, every page) or a comma-separated list
+    of ids (in that order), with the trust-score delta and risk-level change of each against
+    the previous one."""
+    audits_store = _service(request).stores.audits
+    if (url is None) == (ids is None):
+        raise HTTPException(400, "give either url or ids")
+    audits: list[vs.Audit] = []
+    if url is not None:
+        cursor = None
+        while True:
+            page = await audits_store.list(url=url, order="oldest", limit=500, cursor=cursor)
+            audits.extend(page.items)
+            if (cursor := page.next_cursor) is None:
+                break
+    else:
+        for audit_id in [i for i in (ids or "").split(",") if i]:
+            audit = await audits_store.get(audit_id)
+            if audit is None:
+                raise HTTPException(404, f"audit {audit_id!r} not found")
+            audits.append(audit)
+    rows = []
+    for previous, audit in zip([None, *audits], audits, strict=False):
+        delta = None
+        if previous is not None and None not in (previous.trust_score, audit.trust_score):
+            delta = audit.trust_score - previous.trust_score  # type: ignore[operator]
+        rows.append({
+            **_summary(audit),
+            "trust_score_delta": delta,
+            "risk_level_changed": previous is not None and previous.risk_level != audit.risk_level,
+            "previous_risk_level": previous.risk_level if previous is not None else None,
+        })  # fmt: skip
+    return {"audits": rows}
+
+
+@app.get("/audit/{audit_id}/events")
+async def audit_events(audit_id: str, request: Request, after: int = 0) -> StreamingResponse:
+    """A late client (or one after a restart) replays the stored event log as server-sent
+    events, from ``after`` on; ``id:`` is each event's sequence number."""
+    audits_store = _service(request).stores.audits
+    try:
+        first = await audits_store.events(audit_id, after=after, limit=1000)
+    except vs.AuditNotFound:
+        raise HTTPException(404, f"audit {audit_id!r} not found") from None
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+    async def replay() -> AsyncIterator[str]:
+        page = first
+        while page:
+            for event in page:
+                body = {"type": event.type, **event.data, "seq": event.seq}
+                yield f"id: {event.seq}\ndata: {json.dumps(body)}\n\n"
+            page = await audits_store.events(audit_id, after=page[-1].seq, limit=1000)
+
+    return StreamingResponse(replay(), media_type="text/event-stream")
 
 
 @app.get("/audit/{audit_id}/stream")
