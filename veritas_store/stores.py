@@ -24,7 +24,7 @@ from .locks import KeyedLocks
 from .plugins import FAILED, PluginRegistry, get_registry
 from .protocols import capabilities_of
 from .resilience import Resilience
-from .routing import route
+from .routing import Routing, route
 from .screenshots import ScreenshotStorage
 
 log = logging.getLogger("veritas_store")
@@ -105,7 +105,10 @@ def build_stores(
             except Exception:
                 log.exception("closing a backend after a failed open")
         raise
-    routes = {kind: route(cfg.section(kind)) for kind in ("audits", "blobs")}
+    routes: dict[str, Routing] = {}
+    for kind in ("audits", "blobs"):
+        section = cfg.section(kind)
+        routes[kind] = route(section.effective_read_order(), section.migration)
     journal = None
     if cfg.journal is not None and any(len(r.write) > 1 for r in routes.values()):
         try:
