@@ -15,6 +15,7 @@ import attrs
 from .errors import AuditNotFound, InvalidRecord
 from .keys import validate_audit_id
 from .model import Audit, AuditStatus, Finding, Screenshot, utcnow
+from .screenshots import ScreenshotStorage
 
 # Result-dict keys copied onto the audit as they are.
 RESULT_FIELDS = (
@@ -67,7 +68,7 @@ class AuditRecorder:
 
     def __init__(self, stores: Any) -> None:
         self._audits = stores.audits
-        self._screenshots = stores.screenshots
+        self._screenshots: ScreenshotStorage = stores.screenshots
         self._locks = stores.locks
 
     def started(

@@ -307,7 +307,10 @@ _TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a 
 
 
 def _hints(factory: Any) -> dict[str, Any]:
-    target = factory.__init__ if isinstance(factory, type) else factory
+    target = factory
+    if isinstance(factory, type):
+        cls: type[Any] = factory  # a class's hints are its __init__'s
+        target = cls.__init__
     try:
         return typing.get_type_hints(target)
     except Exception:
