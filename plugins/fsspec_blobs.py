@@ -336,7 +336,8 @@ class FsspecBlobStore:
         with self._guard():
             self._fs.invalidate_cache(path)  # another process may have written or deleted it
             try:
-                return self._fs.info(path)["type"] == "file"
+                kind: str = self._fs.info(path)["type"]
+                return kind == "file"
             except (FileNotFoundError, NotADirectoryError):
                 return False
 

@@ -14,6 +14,7 @@ unless ``auto_upgrade`` is set; ``veritas-store db`` uses ``open_for_migrations`
 
 from __future__ import annotations
 
+import builtins
 import logging
 import operator
 import re
@@ -131,7 +132,10 @@ def _build_tables(
 ) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
     """The tables of one prefix; the filter indexes depend on the ``dialect``'s name."""
     md = sa.MetaData()
-    opts = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}  # InnoDB: foreign keys
+    opts: dict[str, Any] = {
+        "mysql_engine": "InnoDB",
+        "mysql_charset": "utf8mb4",
+    }  # InnoDB: foreign keys
     audits = sa.Table(
         f"{prefix}audits",
         md,
@@ -393,7 +397,7 @@ class _Prepared:
             self._converters[signature] = convert
         if not convert:
             return raw
-        rows = []
+        rows: list[Sequence[Any]] = []
         for row in raw:
             values = list(row)
             for i, processor in convert:
@@ -486,7 +490,8 @@ class _DirectTransaction(_Runner):
             raise self._translated(error, sql, params, many) from error
 
     def _translated(self, error: Exception, sql: str, params: Any, many: bool) -> Exception:
-        gone = self.dialect.is_disconnect(error, self.conn.dbapi_connection, self.cursor)
+        # error is a loaded_dbapi.Error; SQLAlchemy 2.1 types the parameter as its own protocol
+        gone = self.dialect.is_disconnect(error, self.conn.dbapi_connection, self.cursor)  # type: ignore[arg-type]
         return sa.exc.DBAPIError.instance(
             sql, params, error, self.dialect.loaded_dbapi.Error, connection_invalidated=gone,
             dialect=self.dialect, ismulti=many,
@@ -707,7 +712,9 @@ class SqlAuditStore:
         audits = self._audits
         key = ("audit_id",)
         by_id = audits.c.id == sa.bindparam("audit_id")
-        changed = {name: sa.bindparam(name) for name in _AUDIT_FIELDS[1:]}
+        changed: dict[str, sa.BindParameter[Any]] = {
+            name: sa.bindparam(name) for name in _AUDIT_FIELDS[1:]
+        }
         self._insert_audit = _Prepared(audits.insert(), dialect, _AUDIT_FIELDS)
         self._update_audit = _Prepared(
             audits.update().where(by_id).values(changed), dialect, (*_AUDIT_FIELDS[1:], *key)
@@ -962,7 +969,9 @@ class SqlAuditStore:
                 [(audit.id, i, *_screenshot_values(s)) for i, s in enumerate(audit.screenshots)],
             )
 
-    def _load(self, conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> list[vs.Audit]:
+    def _load(
+        self, conn: sa.Connection, rows: Sequence[Sequence[Any]]
+    ) -> builtins.list[vs.Audit]:  # the class's own list() hides the builtin here
         """Records for audit rows, with their children loaded in a few IN queries (no N+1)."""
         ids = [row[0] for row in rows]
         children: list[dict[str, list[Sequence[Any]]]] = []
@@ -994,7 +1003,8 @@ def _record(
     """An audit from its row and its children's rows (``audit_id`` first, in position order)."""
     if row[_EXTRA] is None:  # a row from before revision 0002 filled it
         row = [*row[:_EXTRA], {}, *row[_EXTRA + 1 :]]
-    return vs.Audit(
+    # row holds the columns before findings and screenshots; mypy cannot know its length
+    return vs.Audit(  # type: ignore[misc]
         *row,
         findings=[vs.Finding(*r[1:]) for r in findings],
         screenshots=[vs.Screenshot(*r[1:]) for r in screenshots],

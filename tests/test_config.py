@@ -802,7 +802,7 @@ def test_a_config_error_changes_nothing_on_disk(tmp_path, name):
         ("storage_options = false", "at 'blobs.backends.local.storage_options': expected Mapping"),
         ("storage_options = 3", "at 'blobs.backends.local.storage_options': expected Mapping"),
         ("url = 7", "at 'blobs.backends.local.url': expected a string, got int"),
-        ("url = [\"a\"]", "at 'blobs.backends.local.url': expected a string, got list"),
+        ('url = ["a"]', "at 'blobs.backends.local.url': expected a string, got list"),
     ],
 )
 def test_a_wrong_option_type_is_found_before_any_backend_is_opened(tmp_path, option, message):
@@ -936,10 +936,16 @@ def test_typed_options_are_converted_from_expanded_text(tmp_path, monkeypatch):
     monkeypatch.setenv("SQL_ECHO", "off")
     monkeypatch.setenv("SQL_BUSY", "2.5")
     config = {
-        "audits": {"backends": {"db": {
-            "type": "sql", "url": f"sqlite:///{tmp_path}/a.db",
-            "echo": "${SQL_ECHO}", "busy_timeout": "${SQL_BUSY}",
-        }}},
+        "audits": {
+            "backends": {
+                "db": {
+                    "type": "sql",
+                    "url": f"sqlite:///{tmp_path}/a.db",
+                    "echo": "${SQL_ECHO}",
+                    "busy_timeout": "${SQL_BUSY}",
+                }
+            }
+        },
         "blobs": {"backends": {"m": {"type": "memory"}}},
     }
     with vs.open_stores(config) as stores:
@@ -949,9 +955,15 @@ def test_typed_options_are_converted_from_expanded_text(tmp_path, monkeypatch):
 
 def test_an_option_that_does_not_convert_names_the_option(tmp_path):
     config = {
-        "audits": {"backends": {"db": {
-            "type": "sql", "url": f"sqlite:///{tmp_path}/a.db", "pool_size": "many",
-        }}},
+        "audits": {
+            "backends": {
+                "db": {
+                    "type": "sql",
+                    "url": f"sqlite:///{tmp_path}/a.db",
+                    "pool_size": "many",
+                }
+            }
+        },
         "blobs": {"backends": {"m": {"type": "memory"}}},
     }
     with pytest.raises(vs.ConfigError, match=r"audits\.backends\.db\.pool_size.*integer"):

@@ -24,13 +24,15 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from .composite import CompositeAuditStore, CompositeBlobStore
+from .config import load_config
 from .errors import BackendUnavailable, PluginError
 from .keys import validate_audit_id, validate_blob_prefix
 from .model import Audit, AuditEvent, AuditPage, AuditStatus, BlobInfo, Screenshot
 from .recorder import DEFAULT_TIER, DEFAULT_VERDICT_MODE, AuditRecorder
-from .stores import ConfigSource, Stores, build_stores, load_config, registry_with
+from .stores import ConfigSource, Stores, build_stores, registry_with
 
 T = TypeVar("T")
 
@@ -283,13 +285,17 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 # -- the async stores ----------------------------------------------------------------------------
 
-Runner = Callable[..., Awaitable[Any]]
+
+class Runner(Protocol):
+    """Runs a blocking call off the event loop and gives its result (``AsyncStores._run``)."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Awaitable[T]: ...
 
 
 class AsyncAuditStore:
     """``AuditStore`` as coroutines, over the composite of ``open_async_stores``."""
 
-    def __init__(self, audits: Any, run: Runner) -> None:
+    def __init__(self, audits: CompositeAuditStore, run: Runner) -> None:
         self._audits = audits
         self._run = run
 
@@ -360,7 +366,7 @@ class AsyncAuditStore:
 class AsyncBlobStore:
     """``BlobStore`` as coroutines; ``list(prefix)`` is an async iterator."""
 
-    def __init__(self, blobs: Any, run: Runner) -> None:
+    def __init__(self, blobs: CompositeBlobStore, run: Runner) -> None:
         self._blobs = blobs
         self._run = run
 

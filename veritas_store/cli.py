@@ -67,7 +67,7 @@ def with_config(command: Callable[..., Any]) -> Callable[..., Any]:
     )
     @click.pass_context
     @functools.wraps(command)
-    def wrapper(ctx: click.Context, config_path: str | None, **kwargs: Any) -> Any:
+    def wrapper(ctx: click.Context, /, config_path: str | None, **kwargs: Any) -> Any:
         path = config_path or (ctx.obj or {}).get("config_path")
         try:
             return command(path, **kwargs)
@@ -448,7 +448,9 @@ def db() -> None:
     """Schema migrations of the backends with a versioned schema (every enabled sql backend)."""
 
 
-def _schema_targets(cfg: Config, registry: PluginRegistry, only: str | None) -> tuple[list, list]:
+def _schema_targets(
+    cfg: Config, registry: PluginRegistry, only: str | None
+) -> tuple[list[tuple[str, str, Any]], list[dict[str, str]]]:
     """(kind, name, factory) of the backends to act on, and the enabled ones without a schema.
 
     A backend type takes part when its factory has ``open_for_migrations`` (see
@@ -468,7 +470,8 @@ def _schema_targets(cfg: Config, registry: PluginRegistry, only: str | None) -> 
             f"--backend {only!r} is not a backend of this config (declared: {', '.join(declared)})",
             source=cfg.source,
         )
-    targets, skipped = [], []
+    targets: list[tuple[str, str, Any]] = []
+    skipped: list[dict[str, str]] = []
     for kind, b in found:
         factory = factory_for(cfg, kind, b.name, registry)
         has_schema = callable(getattr(factory, "open_for_migrations", None))
@@ -514,7 +517,12 @@ def _each_schema(
     return results, skipped
 
 
-def _report_schema(results: list, skipped: list, as_json: bool, render: Callable) -> None:
+def _report_schema(
+    results: list[dict[str, Any]],
+    skipped: list[dict[str, str]],
+    as_json: bool,
+    render: Callable[[list[dict[str, Any]]], None],
+) -> None:
     if as_json:
         _emit_json({"backends": results, "skipped": skipped})
     else:

@@ -26,6 +26,7 @@ composite declares what at least one of the backends it reads declares.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import mimetypes
@@ -62,7 +63,7 @@ from .model import (
     validate_after,
     validate_limit,
 )
-from .protocols import Capability, capabilities_of
+from .protocols import AuditStore, BlobStore, Capability, capabilities_of
 from .querying import list_with
 from .resilience import Guarded, Resilience
 from .routing import Routing
@@ -343,7 +344,7 @@ class _Composite(Generic[S]):
             if not self._parallel:
                 raise WriteError(f"{operation}({key}) failed on every backend", outcomes)
 
-        results = self._run([(lambda m=m: follow(m.client)) for m in remaining])
+        results = self._run([functools.partial(follow, m.client) for m in remaining])
         if self._parallel:
             answers = [r for r in results if not isinstance(r, Exception)]
             if not answers:
@@ -607,12 +608,13 @@ class CompositeAuditStore(_Composite[Any]):
             decode_cursor(cursor)  # a bad cursor is the caller's error, not a backend failure
         listers = self._listers()
         capabilities = {id(m.client): self._capabilities[m.name] for m in listers}
-        return self._first_answer(
+        page: AuditPage = self._first_answer(
             "list",
             None,
             lambda s: list_with(s, capabilities[id(s)], query, limit, cursor),
             listers,
         )
+        return page
 
     # -- the event log (Capability.EVENTS) ------------------------------------------------
 
@@ -702,7 +704,7 @@ class CompositeAuditStore(_Composite[Any]):
 
     # -- hooks of the generic read path ---------------------------------------------------
 
-    def _fetch(self, store: Any, key: str) -> Audit | None:
+    def _fetch(self, store: AuditStore, key: str) -> Audit | None:
         return store.get(key)
 
     def _store(self, store: Any, key: str, value: Audit, content_type: str | None) -> None:
@@ -744,6 +746,7 @@ class CompositeBlobStore(_Composite[Any]):
         if not isinstance(data, bytes | bytearray | memoryview):
             raise TypeError(f"blob data must be bytes, got {type(data).__name__}")
         data = bytes(data)
+        info: BlobInfo
         info, _ = self._fan_out(
             "put", key, lambda s: s.put(key, data, content_type), content_type=content_type
         )
@@ -782,6 +785,7 @@ class CompositeBlobStore(_Composite[Any]):
             self._report(member, "get", key, exc)
             return False
 
+        data: bytes
         data, source, missed, errors = self._lookup(key, lambda s: self._fetch(s, key), intact)
         if source is None:
             problems = {**errors, **corrupt}
@@ -797,7 +801,8 @@ class CompositeBlobStore(_Composite[Any]):
 
     def exists(self, key: str) -> bool:
         validate_blob_key(key)
-        return self._first_answer("exists", key, lambda s: s.exists(key))
+        found: bool = self._first_answer("exists", key, lambda s: s.exists(key))
+        return found
 
     def list(self, prefix: str = "") -> Iterator[str]:
         validate_blob_prefix(prefix)
@@ -824,7 +829,8 @@ class CompositeBlobStore(_Composite[Any]):
         for member in makers:
             try:
                 if member.client.exists(key):
-                    return member.client.url(key, expires=expires)
+                    url: str = member.client.url(key, expires=expires)
+                    return url
             except Exception as exc:
                 errors[member.name] = exc
                 self._report(member, "url", key, exc)
@@ -848,7 +854,7 @@ class CompositeBlobStore(_Composite[Any]):
 
     # -- hooks of the generic read path ---------------------------------------------------
 
-    def _fetch(self, store: Any, key: str) -> bytes | None:
+    def _fetch(self, store: BlobStore, key: str) -> bytes | None:
         try:
             return store.get(key)
         except BlobNotFound:

@@ -24,6 +24,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
 from .errors import ConfigError
+from .routing import STAGES, stage_uses  # routing holds the stage table
 
 CONFIG_ENV = "VERITAS_STORE_CONFIG"
 EMBEDDED_DEFAULT = "<embedded default>"
@@ -246,8 +247,6 @@ def _section(raw: _RawSection, name: str, source: str, base_dir: Path) -> Sectio
 def _migration(
     raw: _RawMigration, backends: dict[str, BackendConfig], section: str, source: str
 ) -> MigrationConfig:
-    from .routing import STAGES, stage_uses  # routing holds the stage table
-
     where = f"{section}.migration"
     for key, ref in (("from", raw.from_), ("to", raw.to)):
         if ref not in backends:

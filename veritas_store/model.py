@@ -227,8 +227,8 @@ class FrozenDict(dict):  # type: ignore[type-arg]
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("audit records are immutable; change them with attrs.evolve")
 
-    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
-    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
 
     def __reduce__(self) -> Any:
         return (FrozenDict, (dict(self),))
@@ -242,8 +242,8 @@ class FrozenList(list):  # type: ignore[type-arg]
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("audit records are immutable; change them with attrs.evolve")
 
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
     def __reduce__(self) -> Any:
         return (FrozenList, (list(self),))
@@ -294,16 +294,18 @@ def _items_of(kind: type) -> Any:
     return check
 
 
-def _float_field(*, required: bool = False, default: Any = None) -> Any:
-    conv = _to_float_required if required else _to_float
-    converter = attrs.Converter(conv, takes_self=True, takes_field=True)  # type: ignore[call-overload]
-    if required:
-        return attrs.field(converter=converter)
+def _float_field(*, default: Any = None) -> Any:
+    converter = attrs.Converter(_to_float, takes_self=True, takes_field=True)
     return attrs.field(default=default, converter=converter)
 
 
+# A field without a default is spelled out in its class (attrs.field there), so that type
+# checkers see it has none.
+_REQUIRED_FLOAT = attrs.Converter(_to_float_required, takes_self=True, takes_field=True)
+
+
 def _json_dict_field() -> Any:
-    converter = attrs.Converter(_to_json_dict, takes_self=True, takes_field=True)  # type: ignore[call-overload]
+    converter = attrs.Converter(_to_json_dict, takes_self=True, takes_field=True)
     return attrs.field(factory=dict, converter=converter)
 
 
@@ -314,7 +316,7 @@ def _json_value_field() -> Any:
 
 def _datetime_field(*, required: bool = False) -> Any:
     conv = _to_utc_required if required else _to_utc
-    converter = attrs.Converter(conv, takes_self=True, takes_field=True)  # type: ignore[call-overload]
+    converter = attrs.Converter(conv, takes_self=True, takes_field=True)
     if required:
         return attrs.field(factory=utcnow, converter=converter)
     return attrs.field(default=None, converter=converter)
@@ -330,7 +332,8 @@ class Finding:
     category: str = attrs.field(validator=_text)
     pattern_type: str = attrs.field(validator=_text)
     severity: str = attrs.field(validator=_text)
-    confidence: float = _float_field(required=True)
+    # mypy's attrs plugin does not know attrs.Converter (the converter takes self and field)
+    confidence: float = attrs.field(converter=_REQUIRED_FLOAT)  # type: ignore[misc]
     description: str = attrs.field(validator=_text)
     screenshot_index: int | None = attrs.field(default=None, validator=_optional_count)
     evidence: str | None = attrs.field(default=None, validator=_optional_text)

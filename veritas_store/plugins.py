@@ -140,6 +140,7 @@ class PluginRegistry:
         known = self.plugins.get(name)
         if known is not None and known.status != SKIPPED:
             raise PluginError(f"a plugin named {name!r} is already registered")
+        error: Exception | None
         try:
             self.pm.register(plugin, name=name)
             problem = self._hook_problem(plugin)

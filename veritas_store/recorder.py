@@ -16,6 +16,7 @@ from .errors import AuditNotFound, InvalidRecord
 from .keys import validate_audit_id
 from .model import MAX_INT, Audit, AuditEvent, AuditStatus, Finding, Screenshot, utcnow
 from .protocols import Capability, capabilities_of
+from .screenshots import ScreenshotStorage
 
 # Result-dict keys copied onto the audit field of the same name, as they are.
 RESULT_FIELDS = (
@@ -149,7 +150,7 @@ class AuditRecorder:
 
     def __init__(self, stores: Any) -> None:
         self._audits = stores.audits
-        self._screenshots = stores.screenshots
+        self._screenshots: ScreenshotStorage = stores.screenshots
         self._locks = stores.locks
 
     def started(

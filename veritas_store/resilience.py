@@ -119,7 +119,7 @@ class Resilience:
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: about backoff, 2*backoff, 4*backoff, ..."""
-        base = min(self.backoff * (2 ** (attempt - 1)), MAX_BACKOFF)
+        base = min(self.backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
         return base * random.uniform(0.5, 1.0)
 
 

@@ -21,12 +21,10 @@ after it: read in ``read_order``, written after the pair.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 import attrs
-
-if TYPE_CHECKING:
-    from .config import SectionConfig
 
 STAGES = ("off", "dualwrite", "shadow", "live", "rampdown", "complete")
 
@@ -69,10 +67,25 @@ def stage_uses(stage: str, from_: str, to: str) -> set[str]:
     return {sides[s] for s in reads + writes + (compare or "")}
 
 
-def route(section: SectionConfig) -> Routing:
-    """The routing of a config section (its enabled backends only)."""
-    order = section.effective_read_order()
-    migration = section.migration
+class Migration(Protocol):
+    """What routing needs of a ``[<section>.migration]`` (``config.MigrationConfig`` has it).
+
+    A protocol rather than the config class: ``config`` validates stages against the table
+    here, so importing ``config`` back would be a cycle.
+    """
+
+    @property
+    def from_(self) -> str: ...
+    @property
+    def to(self) -> str: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def compare_ratio(self) -> float: ...
+
+
+def route(order: Sequence[str], migration: Migration | None) -> Routing:
+    """The routing of a section's enabled backends, in read order, under its migration if any."""
     if migration is None:
         return Routing(read=tuple(order), write=tuple(order))
     reads, writes, compare = _TABLE[migration.stage]

@@ -29,6 +29,7 @@ from .errors import (
 from .keys import validate_audit_id
 from .locks import KeyedLocks
 from .model import Screenshot, utcnow
+from .protocols import AuditStore, BlobStore
 
 log = logging.getLogger("veritas_store.screenshots")
 
@@ -78,7 +79,9 @@ def _check_index(index: Any) -> int:
 class ScreenshotStorage:
     """Save and load an audit's screenshots through an audit store and a blob store."""
 
-    def __init__(self, audits: Any, blobs: Any, locks: KeyedLocks | None = None) -> None:
+    def __init__(
+        self, audits: AuditStore, blobs: BlobStore, locks: KeyedLocks | None = None
+    ) -> None:
         self._audits = audits
         self._blobs = blobs
         self._locks = locks or KeyedLocks()
@@ -133,7 +136,8 @@ class ScreenshotStorage:
         # backend in read order is tried (the composite does this; a plain store is checked).
         get_verified = getattr(self._blobs, "get_verified", None)
         if get_verified is not None:
-            return get_verified(shot.blob_key, shot.sha256)
+            verified: bytes = get_verified(shot.blob_key, shot.sha256)
+            return verified
         data = self._blobs.get(shot.blob_key)
         if hashlib.sha256(data).hexdigest() != shot.sha256:
             raise BackendUnavailable(

@@ -25,7 +25,7 @@ from .locks import KeyedLocks
 from .plugins import FAILED, PluginRegistry, get_registry
 from .protocols import capabilities_of
 from .resilience import Resilience
-from .routing import route
+from .routing import Routing, route
 from .screenshots import ScreenshotStorage
 
 log = logging.getLogger("veritas_store")
@@ -106,7 +106,10 @@ def build_stores(
             except Exception:
                 log.exception("closing a backend after a failed open")
         raise
-    routes = {kind: route(cfg.section(kind)) for kind in ("audits", "blobs")}
+    routes: dict[str, Routing] = {}
+    for kind in ("audits", "blobs"):
+        section = cfg.section(kind)
+        routes[kind] = route(section.effective_read_order(), section.migration)
 
     def composite(cls: Any, kind: str, members: list[Member[Any]]) -> Any:
         section = cfg.section(kind)
@@ -305,7 +308,10 @@ _TYPE_NAMES = {str: "a string", bool: "a boolean", int: "an integer", float: "a 
 
 
 def _hints(factory: Any) -> Mapping[str, Any]:
-    target = factory.__init__ if isinstance(factory, type) else factory
+    target = factory
+    if isinstance(factory, type):
+        cls: type[Any] = factory  # a class's hints are its __init__'s
+        target = cls.__init__
     try:
         return _cached_hints(target)
     except TypeError:  # an unhashable callable: worked out each time

@@ -68,7 +68,7 @@ def blob_keys() -> st.SearchStrategy[str]:
 
 
 _text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
     max_size=60,
 )
 _finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12)
@@ -419,7 +419,9 @@ class AuditStoreContract:
             audit_store.create(audit)
             written.append(audit)
         expected = sorted(written, key=lambda a: (a.created_at, a.id), reverse=True)
-        seen, cursor, pages = [], None, 0
+        seen: list[vs.Audit] = []
+        cursor: str | None = None
+        pages = 0
         while True:
             page = audit_store.list(limit=10, cursor=cursor)
             assert isinstance(page.items, tuple)
@@ -447,7 +449,8 @@ class AuditStoreContract:
         ids = ["B", "a", "b", "a.1", "A"]
         for audit_id in ids:
             audit_store.create(vs.Audit(id=audit_id, url="u", created_at=same))
-        seen, cursor = [], None
+        seen: list[str] = []
+        cursor: str | None = None
         for _ in range(len(ids) + 1):
             page = audit_store.list(limit=1, cursor=cursor)
             seen.extend(a.id for a in page.items)

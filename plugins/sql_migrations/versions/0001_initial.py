@@ -12,6 +12,8 @@ revision when the models move on. Table names take the backend's ``table_prefix`
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql, postgresql
@@ -29,7 +31,7 @@ _ID = (
 )
 _TEXT = sa.Text().with_variant(mysql.LONGTEXT(), *_MYSQL)
 _TIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), *_MYSQL)  # naive UTC, microseconds
-_TABLE = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
+_TABLE: dict[str, Any] = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"}
 
 
 def _prefix() -> str:
