@@ -115,7 +115,9 @@ class Schema:
         if not inspector.has_table(self.version_table):
             ours = [t for t in _TABLES if inspector.has_table(self._prefix + t)]
             return State("unversioned" if ours else "empty", None)
-        query = sa.select(sa.column("version_num")).select_from(sa.table(self.version_table))
+        query: sa.Select[Any] = sa.select(sa.column("version_num")).select_from(
+            sa.table(self.version_table)
+        )
         stamped = conn.execute(query).scalars().all()
         # one row is the rule; Alembic explains anything else (several heads) when asked
         if len(stamped) > 1:

@@ -384,9 +384,12 @@ def test_list_filters_and_order(demo_dir):
     assert {a["id"] for a in by_risk} == {a["id"] for a in everything if a["risk_level"] == risk}
     latest = max(a["created_at"] for a in everything)
     assert ok_json(folder, "list", "--created-after", latest)["items"][0]["created_at"] == latest
-    assert ok_json(folder, "list", "--created-before", min(a["created_at"] for a in everything))[
-        "items"
-    ] == []
+    assert (
+        ok_json(folder, "list", "--created-before", min(a["created_at"] for a in everything))[
+            "items"
+        ]
+        == []
+    )
     bad = run(folder, "list", "--created-after", "last tuesday")
     assert bad.returncode == 2 and "--created-after" in bad.stderr
 

@@ -839,7 +839,9 @@ def test_composite_capabilities_come_from_its_backends(
         assert vs.capabilities_of(stores.blobs) == expected
         # the memory backend's, and FILTERS: the composite filters for backends that cannot
         assert stores.audits.capabilities == {
-            vs.Capability.LIST, vs.Capability.FILTERS, vs.Capability.EVENTS
+            vs.Capability.LIST,
+            vs.Capability.FILTERS,
+            vs.Capability.EVENTS,
         }
 
 

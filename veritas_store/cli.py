@@ -682,7 +682,10 @@ def show(config_path: str | None, audit_id: str, as_json: bool, with_events: boo
             after = 0
             while page := stores.audits.events(audit_id, after=after, limit=MAX_EVENTS_PAGE):
                 events.extend(page)
-                after = page[-1].seq
+                last = page[-1].seq
+                if last is None:  # a store must number what it stores
+                    raise RuntimeError("the audit store returned an unnumbered event")
+                after = last
     if audit is None:
         _fail(f"audit {audit_id!r} not found", 1)
         return

@@ -25,6 +25,7 @@ composite declares what at least one of the backends it reads declares.
 
 from __future__ import annotations
 
+import builtins  # the class's list() method hides the builtin in its annotations
 import contextlib
 import functools
 import hashlib
@@ -32,7 +33,7 @@ import logging
 import mimetypes
 import random
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -618,7 +619,7 @@ class CompositeAuditStore(_Composite[Any]):
 
     # -- the event log (Capability.EVENTS) ------------------------------------------------
 
-    def _keepers(self, members: list[Member[Any]]) -> list[Member[Any]]:
+    def _keepers(self, members: Sequence[Member[Any]]) -> Sequence[Member[Any]]:
         keepers = [m for m in members if Capability.EVENTS in self._capabilities[m.name]]
         if not keepers:
             names = ", ".join(m.name for m in members)
@@ -679,7 +680,7 @@ class CompositeAuditStore(_Composite[Any]):
         raise AuditNotFound(f"audit {audit_id!r} not found")
 
     def sync_item(
-        self, key: str, source: str, targets: list[str], content_type: str | None = None
+        self, key: str, source: str, targets: builtins.list[str], content_type: str | None = None
     ) -> bool:
         """As for any composite, and the event log too: what the source holds beyond each
         target's last event (a repair of an interrupted ``append_events``)."""

@@ -280,7 +280,7 @@ class AuditRecorder:
             index = event["index"]
             if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_INT:
                 raise InvalidRecord(f"screenshot event index must be an int >= 0, got {index!r}")
-            label = event.get("label")
+            label: Any = event.get("label")
             label = f"screenshot {index}" if label is None else label
             if not isinstance(label, str) or "\x00" in label:
                 raise InvalidRecord(
