@@ -184,6 +184,8 @@ def test_the_kit_fails_what_is_broken(tmp_path: Path) -> None:
         "TestTiesLost::test_page_by_page_with_limit_one_and_ties",
         "TestTiesLost::test_list_newest_first_across_pages",
         "TestTiesLost::test_cursor_is_a_position_not_a_token",
+        # it inherits the FILTERS declaration but its list() takes only the 1.0 arguments
+        "TestTiesLost::test_list_filters_combine_and_page",
         "TestTrustsTheModel::test_bad_ids_raise_invalid_key_and_write_nothing",
         "TestClaimsUrls::test_url_reads_the_blob",
         "TestClaimsUrls::test_url_bad_expires_is_a_value_error",
