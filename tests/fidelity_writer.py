@@ -8,36 +8,16 @@ from __future__ import annotations
 import base64
 import json
 import os
-import random
 import signal
-import struct
 import sys
-import zlib
 from typing import Any
+
+from pngs import noisy_png
 
 import veritas_store as vs
 
 AUDIT_ID = "runner-audit-1"
 URL = "https://shop.example/deals?ref=fidelity"
-
-
-def noise_png(width: int, height: int, seed: int) -> bytes:
-    """A real PNG of random pixels: incompressible, so ~3 bytes a pixel."""
-    rng = random.Random(seed)
-    raw = b"".join(b"\x00" + rng.randbytes(width * 3) for _ in range(height))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 1))
-        + chunk(b"IEND", b"")
-    )
 
 
 FINDINGS = [
@@ -62,7 +42,7 @@ def events() -> list[dict[str, Any]]:
         {"type": "phase_start", "phase": "crawl", "message": "Crawling"}
     ]
     for index, label, w, h in shots:
-        data = base64.b64encode(noise_png(w, h, index)).decode()
+        data = base64.b64encode(noisy_png(w, h, index)).decode()
         stream.append(
             {"type": "screenshot", "index": index, "label": label, "url": URL, "data": data}
         )

@@ -8,16 +8,15 @@ import base64
 import os
 import random
 import selectors
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from native_async import NativeAsyncPlugin
+from pngs import noisy_png
 
 import veritas_store as vs
 from veritas_store.aio import (
@@ -411,24 +410,6 @@ def cpu_waits() -> tuple[float, float]:
         else:
             others += waited
     return own / 1e9, others / 1e9
-
-
-def noisy_png(width: int, height: int, seed: int) -> bytes:
-    """A real PNG of random pixels: about ``3 * width * height`` bytes, like a screenshot."""
-    rng = random.Random(seed)
-    raw = b"".join(b"\x00" + rng.randbytes(3 * width) for _ in range(height))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + crc
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 1))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_event_loop_never_stalls_while_50_audits_with_screenshots_are_written(
