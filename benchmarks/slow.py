@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import veritas_store as vs
-from veritas_store.plugins import get_registry
+from veritas_store.plugin_api.registry import get_registry
 
 WRITES = frozenset({"create", "update", "delete", "put"})
 

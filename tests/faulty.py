@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import veritas_store as vs
-from veritas_store.plugins import get_registry
+from veritas_store.plugin_api.registry import get_registry
 
 AUDIT_OPERATIONS = frozenset({"create", "get", "update", "delete", "list", "close"})
 BLOB_OPERATIONS = frozenset({"put", "get", "exists", "delete", "list", "url", "close"})

@@ -915,8 +915,8 @@ def test_a_malformed_declaration_is_a_plugin_error_and_nothing_stays_open(tmp_pa
 
 def test_check_does_not_list_a_backend_that_cannot() -> None:
     from veritas_store.cli import _health
-    from veritas_store.config import load_config
-    from veritas_store.stores import registry_with
+    from veritas_store.wiring.config import load_config
+    from veritas_store.wiring.stores import registry_with
 
     blind = faulty("memory", capabilities=[], fail_on=["list"])  # list() would fail the check
     cfg = load_config(config({"blind": blind, "lister": faulty("memory", fail_on=["list"])}))

@@ -14,7 +14,7 @@ import pytest
 
 import veritas_store as vs
 from veritas_store import ConfigError
-from veritas_store.config import load_config
+from veritas_store.wiring.config import load_config
 
 MEMORY_AUDITS = {"backends": {"memory": {"type": "memory"}}}
 MEMORY_BLOBS = {"backends": {"mem": {"type": "fsspec", "url": "memory://veritas-config-tests"}}}

@@ -82,7 +82,7 @@ class TestJsonFolderNextToMemory(AuditStoreContract):
 
 
 def test_the_registry_finds_it_with_its_distribution(jsonfolder: Path) -> None:
-    from veritas_store.plugins import get_registry
+    from veritas_store.plugin_api.registry import get_registry
 
     registry = get_registry()
     info = registry.plugins["jsonfolder"]

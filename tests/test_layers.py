@@ -92,8 +92,10 @@ def import_graph(packages: dict[str, Path]) -> dict[str, set[str]]:
 
 def test_the_graph_sees_the_modules_and_their_imports() -> None:
     graph = import_graph(PACKAGES)
-    assert {"veritas_store", "veritas_store.config", "veritas_store_plugins.sql"} <= set(graph)
-    assert "veritas_store.routing" in graph["veritas_store.config"]
+    assert {"veritas_store", "veritas_store.wiring.config", "veritas_store_plugins.sql"} <= set(
+        graph
+    )
+    assert "veritas_store.composite.routing" in graph["veritas_store.wiring.config"]
     assert "veritas_store" in graph["veritas_store_plugins.memory"]
 
 

@@ -17,7 +17,7 @@ from faulty import FaultyPlugin, FaultyStore
 from observers import Recorder
 
 import veritas_store as vs
-from veritas_store.routing import STAGES
+from veritas_store.composite.routing import STAGES
 from veritas_store.testing import sample_audit
 
 

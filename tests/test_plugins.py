@@ -21,7 +21,7 @@ import pytest
 from conftest import plugins_on_path, pythonpath
 
 import veritas_store as vs
-from veritas_store.plugins import PluginRegistry, get_registry
+from veritas_store.plugin_api.registry import PluginRegistry, get_registry
 from veritas_store_plugins.memory import MemoryAuditStore
 
 BROKEN = "veritas-store-broken-import"
@@ -180,7 +180,7 @@ def test_allow_list_leaves_out_what_it_does_not_name(
     sites: tuple[Path, Path], tmp_path: Path, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv("VERITAS_STORE_PLUGINS", "memory,veritas-store-jsonfolder")
-    from veritas_store.plugins import reset_registry
+    from veritas_store.plugin_api.registry import reset_registry
 
     reset_registry()
     with pytest.raises(vs.ConfigError, match="unknown audits backend type 'sql'"):

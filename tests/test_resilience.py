@@ -19,10 +19,10 @@ from faulty import FaultyPlugin, FaultyStore
 from observers import Recorder
 
 import veritas_store as vs
-from veritas_store.config import load_config
-from veritas_store.repair import repair
-from veritas_store.resilience import is_transient
+from veritas_store.composite.resilience import is_transient
+from veritas_store.ops.repair import repair
 from veritas_store.testing import sample_audit
+from veritas_store.wiring.config import load_config
 
 
 @pytest.fixture(autouse=True)

@@ -185,7 +185,7 @@ def test_secrets_are_never_printed(
 
 
 def test_key_ids_and_keys_are_masked_in_reported_options() -> None:
-    from veritas_store.config import redact
+    from veritas_store.wiring.config import redact
 
     shown = redact(
         {"client_kwargs": {"aws_access_key_id": "AKIAID", "aws_secret_access_key": SECRET}}

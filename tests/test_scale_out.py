@@ -18,7 +18,7 @@ from writer_process import png, shared_version
 
 import veritas_store as vs
 from veritas_store.cli import _read_order_warnings
-from veritas_store.config import load_config
+from veritas_store.wiring.config import load_config
 from veritas_store_plugins.sql import SqlAuditStore
 
 WORKER = Path(__file__).with_name("writer_process.py")

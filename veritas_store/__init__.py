@@ -4,7 +4,16 @@ Everything a user or a plugin author needs is exported here; nothing else is pub
 (besides ``veritas_store.aio`` and ``veritas_store.testing``).
 """
 
-from .errors import (
+from .plugin_api.hookspecs import PLUGIN_API_VERSION, hookimpl
+from .plugin_api.protocols import (
+    DEFAULT_CAPABILITIES,
+    AuditStore,
+    BlobStore,
+    Capability,
+    SchemaManaged,
+    capabilities_of,
+)
+from .records.errors import (
     AuditExists,
     AuditNotFound,
     BackendUnavailable,
@@ -21,9 +30,8 @@ from .errors import (
     VeritasStoreError,
     WriteError,
 )
-from .hookspecs import PLUGIN_API_VERSION, hookimpl
-from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
-from .model import (
+from .records.keys import validate_audit_id, validate_blob_key, validate_blob_prefix
+from .records.model import (
     Audit,
     AuditEvent,
     AuditPage,
@@ -40,14 +48,6 @@ from .model import (
     validate_after,
     validate_limit,
     validate_status,
-)
-from .protocols import (
-    DEFAULT_CAPABILITIES,
-    AuditStore,
-    BlobStore,
-    Capability,
-    SchemaManaged,
-    capabilities_of,
 )
 
 __all__ = [
@@ -105,4 +105,4 @@ __version__ = "0.1.0"
 # Imported last: these build on the names above.
 from .recorder import AuditRecorder, result_of  # noqa: E402
 from .screenshots import ScreenshotStorage  # noqa: E402
-from .stores import Stores, open_stores  # noqa: E402
+from .wiring.stores import Stores, open_stores  # noqa: E402

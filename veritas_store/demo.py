@@ -12,8 +12,8 @@ import uuid
 import zlib
 from typing import Any
 
-from .model import Audit, AuditStatus, utcnow
 from .recorder import AuditRecorder
+from .records.model import Audit, AuditStatus, utcnow
 
 
 def make_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:

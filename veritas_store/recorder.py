@@ -12,10 +12,10 @@ from typing import Any
 
 import attrs
 
-from .errors import AuditNotFound, InvalidRecord
-from .keys import validate_audit_id
-from .model import MAX_INT, Audit, AuditEvent, AuditStatus, Finding, Screenshot, utcnow
-from .protocols import Capability, capabilities_of
+from .plugin_api.protocols import Capability, capabilities_of
+from .records.errors import AuditNotFound, InvalidRecord
+from .records.keys import validate_audit_id
+from .records.model import MAX_INT, Audit, AuditEvent, AuditStatus, Finding, Screenshot, utcnow
 from .screenshots import ScreenshotStorage
 
 # Result-dict keys copied onto the audit field of the same name, as they are.

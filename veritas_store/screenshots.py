@@ -17,7 +17,9 @@ from typing import Any
 
 import attrs
 
-from .errors import (
+from .locks import KeyedLocks
+from .plugin_api.protocols import AuditStore, BlobStore
+from .records.errors import (
     AuditNotFound,
     BackendUnavailable,
     BlobNotFound,
@@ -26,10 +28,8 @@ from .errors import (
     InvalidKey,
     InvalidRecord,
 )
-from .keys import validate_audit_id
-from .locks import KeyedLocks
-from .model import Screenshot, utcnow
-from .protocols import AuditStore, BlobStore
+from .records.keys import validate_audit_id
+from .records.model import Screenshot, utcnow
 
 log = logging.getLogger("veritas_store.screenshots")
 

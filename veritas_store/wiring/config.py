@@ -23,8 +23,8 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
-from .errors import ConfigError
-from .routing import STAGES, stage_uses  # routing holds the stage table
+from ..composite.routing import STAGES, stage_uses  # routing holds the stage table
+from ..records.errors import ConfigError
 
 CONFIG_ENV = "VERITAS_STORE_CONFIG"
 EMBEDDED_DEFAULT = "<embedded default>"

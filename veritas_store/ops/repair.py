@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .journal import Entry, Journal
+from ..composite.journal import Entry, Journal
 
 if TYPE_CHECKING:
-    from .stores import Stores
+    from ..wiring.stores import Stores
 
 
 @attrs.frozen

@@ -26,13 +26,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from .composite import CompositeAuditStore, CompositeBlobStore
-from .config import load_config
-from .errors import BackendUnavailable, PluginError
-from .keys import validate_audit_id, validate_blob_prefix
-from .model import Audit, AuditEvent, AuditPage, AuditStatus, BlobInfo, Screenshot
-from .recorder import DEFAULT_TIER, DEFAULT_VERDICT_MODE, AuditRecorder
-from .stores import ConfigSource, Stores, build_stores, registry_with
+from ..composite.core import CompositeAuditStore, CompositeBlobStore
+from ..recorder import DEFAULT_TIER, DEFAULT_VERDICT_MODE, AuditRecorder
+from ..records.errors import BackendUnavailable, PluginError
+from ..records.keys import validate_audit_id, validate_blob_prefix
+from ..records.model import Audit, AuditEvent, AuditPage, AuditStatus, BlobInfo, Screenshot
+from ..wiring.config import load_config
+from ..wiring.stores import ConfigSource, Stores, build_stores, registry_with
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from .model import Audit, AuditPage, AuditStatus, BlobInfo
+from ..records.model import Audit, AuditPage, AuditStatus, BlobInfo
 
 
 class Capability(enum.StrEnum):

@@ -34,12 +34,12 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .config import SECTIONS, BackendConfig, Config, load_config
-from .errors import AuditExists, AuditNotFound, BlobNotFound, ConfigError, InvalidImage
-from .model import Audit, sort_key
-from .plugins import PluginRegistry
-from .screenshots import sniff_image
-from .stores import ConfigSource, factory_for, open_backend, open_stores, registry_with
+from ..plugin_api.registry import PluginRegistry
+from ..records.errors import AuditExists, AuditNotFound, BlobNotFound, ConfigError, InvalidImage
+from ..records.model import Audit, sort_key
+from ..screenshots import sniff_image
+from ..wiring.config import SECTIONS, BackendConfig, Config, load_config
+from ..wiring.stores import ConfigSource, factory_for, open_backend, open_stores, registry_with
 
 T = TypeVar("T")
 

@@ -22,8 +22,8 @@ from typing import Any
 import attrs
 import pluggy
 
+from ..records.errors import PluginError
 from . import hookspecs
-from .errors import PluginError
 
 log = logging.getLogger("veritas_store.plugins")
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import MAX_PAGE_SIZE, AuditPage, ListFilter, paginate
-from .protocols import Capability
+from ..plugin_api.protocols import Capability
+from ..records.model import MAX_PAGE_SIZE, AuditPage, ListFilter, paginate
 
 
 def list_with(

@@ -32,17 +32,17 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from . import sync
-from .config import BackendConfig, Config, load_config, redact
-from .errors import ConfigError, PluginError, VeritasStoreError
-from .hookspecs import PLUGIN_API_VERSION
-from .journal import read_stats
-from .model import MAX_EVENTS_PAGE, AuditStatus
-from .plugins import ALLOW_LIST_ENV, FAILED, LOADED, PluginRegistry, get_registry
-from .protocols import Capability, SchemaManaged, capabilities_of
-from .repair import pending
-from .repair import repair as run_repair
-from .stores import check_section, factory_for, open_backend, open_stores
+from ..composite.journal import read_stats
+from ..ops import transfer as sync
+from ..ops.repair import pending
+from ..ops.repair import repair as run_repair
+from ..plugin_api.hookspecs import PLUGIN_API_VERSION
+from ..plugin_api.protocols import Capability, SchemaManaged, capabilities_of
+from ..plugin_api.registry import ALLOW_LIST_ENV, FAILED, LOADED, PluginRegistry, get_registry
+from ..records.errors import ConfigError, PluginError, VeritasStoreError
+from ..records.model import MAX_EVENTS_PAGE, AuditStatus
+from ..wiring.config import BackendConfig, Config, load_config, redact
+from ..wiring.stores import check_section, factory_for, open_backend, open_stores
 
 console = Console()
 err_console = Console(stderr=True)
@@ -110,7 +110,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 )
 def demo(config_path: str | None, as_json: bool, url: str) -> None:
     """Run a realistic audit lifecycle through the configured stores and show where it landed."""
-    from .demo import run_demo
+    from ..demo import run_demo
 
     with open_stores(config_path) as stores:
         report = run_demo(stores, url=url)
@@ -1058,7 +1058,3 @@ def _print_verify(reports: list[sync.VerifyReport]) -> None:
             console.print(
                 Text(f"… and {r.total - len(r.differences)} more (--max-diffs N or --json)")
             )
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

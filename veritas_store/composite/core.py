@@ -40,7 +40,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from .errors import (
+from ..plugin_api.protocols import AuditStore, BlobStore, Capability, capabilities_of
+from ..records.errors import (
     AuditExists,
     AuditNotFound,
     BackendUnavailable,
@@ -49,9 +50,8 @@ from .errors import (
     NotAttempted,
     WriteError,
 )
-from .journal import Journal
-from .keys import validate_audit_id, validate_blob_key, validate_blob_prefix
-from .model import (
+from ..records.keys import validate_audit_id, validate_blob_key, validate_blob_prefix
+from ..records.model import (
     MAX_EVENTS_PAGE,
     Audit,
     AuditEvent,
@@ -64,7 +64,7 @@ from .model import (
     validate_after,
     validate_limit,
 )
-from .protocols import AuditStore, BlobStore, Capability, capabilities_of
+from .journal import Journal
 from .querying import list_with
 from .resilience import Guarded, Resilience
 from .routing import Routing

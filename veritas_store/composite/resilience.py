@@ -35,7 +35,7 @@ from typing import Any
 
 import attrs
 
-from .errors import AuditExists, VeritasStoreError
+from ..records.errors import AuditExists, VeritasStoreError
 
 _NEVER_TRANSIENT = (
     VeritasStoreError,

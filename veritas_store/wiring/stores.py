@@ -17,16 +17,16 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .composite import CompositeAuditStore, CompositeBlobStore, Member
+from ..composite.core import CompositeAuditStore, CompositeBlobStore, Member
+from ..composite.journal import Journal
+from ..composite.resilience import Resilience
+from ..composite.routing import Routing, route
+from ..locks import KeyedLocks
+from ..plugin_api.protocols import capabilities_of
+from ..plugin_api.registry import FAILED, PluginRegistry, get_registry
+from ..records.errors import BackendUnavailable, ConfigError, PluginError, SchemaError
+from ..screenshots import ScreenshotStorage
 from .config import Config, SectionConfig, coerce_option, load_config, redact
-from .errors import BackendUnavailable, ConfigError, PluginError, SchemaError
-from .journal import Journal
-from .locks import KeyedLocks
-from .plugins import FAILED, PluginRegistry, get_registry
-from .protocols import capabilities_of
-from .resilience import Resilience
-from .routing import Routing, route
-from .screenshots import ScreenshotStorage
 
 log = logging.getLogger("veritas_store")
 
