@@ -21,7 +21,7 @@ from conftest import drop_prefixed_tables, unique_prefix
 from test_cli import COMMAND, base_env, run, write
 
 import veritas_store as vs
-from veritas_store import sync
+from veritas_store.ops import transfer as sync
 from veritas_store_plugins.fsspec_blobs import FsspecBlobStore
 from veritas_store_plugins.memory import MemoryAuditStore
 from veritas_store_plugins.sql import SqlAuditStore
