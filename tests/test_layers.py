@@ -128,3 +128,78 @@ def test_the_checker_catches_a_cycle(tmp_path: Path, a_source: str, b_source: st
     graph = import_graph({"pkg": root})
     assert graph["pkg.sub.c"] == {"pkg", "pkg.a", "pkg.b"}
     assert cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+# The core's layers, lowest first. A module may import its own layer and the ones below it,
+# never one above: the records know nothing of plugins, the plugin API nothing of the
+# composite, and so on up to the front ends. Each entry is a package or module prefix.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("records", ("veritas_store.records",)),
+    ("plugin API", ("veritas_store.plugin_api",)),
+    ("machinery", ("veritas_store.composite", "veritas_store.screenshots", "veritas_store.locks")),
+    ("wiring", ("veritas_store.wiring", "veritas_store.recorder")),
+    ("public API", ("veritas_store",)),  # the facade: veritas_store/__init__.py
+    ("tools", ("veritas_store.ops", "veritas_store.aio", "veritas_store.demo")),
+    ("built-in plugins", ("veritas_store_plugins",)),
+    ("front ends", ("veritas_store.cli", "veritas_store.testing")),
+]
+# Loaded by pytest in every project that installs the kit: it must import nothing of ours.
+ISOLATED = {"veritas_store.pytest_plugin"}
+MAX_LINES = 400
+
+
+def layer_of(module: str, layers: list[tuple[str, tuple[str, ...]]] = LAYERS) -> int:
+    """The index of the most specific layer prefix that names ``module``."""
+    best, best_len = -1, -1
+    for index, (_, prefixes) in enumerate(layers):
+        for prefix in prefixes:
+            matches = module == prefix or module.startswith(prefix + ".")
+            if matches and len(prefix) > best_len:
+                best, best_len = index, len(prefix)
+    return best
+
+
+def upward_imports(
+    graph: dict[str, set[str]], layers: list[tuple[str, tuple[str, ...]]] = LAYERS
+) -> list[str]:
+    """Every import of a module from a higher layer, as 'a (layer) imports b (layer)'."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        if module in ISOLATED:
+            continue
+        for target in sorted(targets):
+            low, high = layer_of(module, layers), layer_of(target, layers)
+            if high > low:
+                found.append(f"{module} ({layers[low][0]}) imports {target} ({layers[high][0]})")
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    unplaced = [m for m in import_graph(PACKAGES) if layer_of(m) < 0 and m not in ISOLATED]
+    assert unplaced == [], "add these to LAYERS in tests/test_layers.py and the README's Layout"
+
+
+def test_lower_layers_never_import_higher_ones() -> None:
+    assert upward_imports(import_graph(PACKAGES)) == []
+
+
+def test_the_pytest_plugin_imports_nothing_of_ours() -> None:
+    graph = import_graph(PACKAGES)
+    assert all(graph[m] == set() for m in ISOLATED)
+
+
+def test_the_layer_check_catches_an_upward_import() -> None:
+    layers = [("low", ("pkg.low",)), ("high", ("pkg.high",))]
+    graph = {"pkg.low.a": {"pkg.high.b"}, "pkg.high.b": {"pkg.low.c"}, "pkg.low.c": set()}
+    assert upward_imports(graph, layers) == ["pkg.low.a (low) imports pkg.high.b (high)"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for root in PACKAGES.values() for p in root.rglob("*.py")),
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_no_module_is_over_the_size_limit(path: Path) -> None:
+    # split by responsibility when a module outgrows this (the README's Layout says where)
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(REPO)}: {lines} lines"
