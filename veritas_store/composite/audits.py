@@ -29,7 +29,7 @@ from ..records.model import (
     validate_after,
     validate_limit,
 )
-from .base import Member
+from .base import Member, difference
 from .fanout import FanOut
 from .querying import list_with
 from .reads import Reads
@@ -62,8 +62,7 @@ class CompositeAuditStore(FanOut[Any], Reads[Any]):
 
     def delete(self, audit_id: str) -> bool:
         validate_audit_id(audit_id)
-        first, rest = self._fan_out("delete", audit_id, lambda s: s.delete(audit_id))
-        return bool(first) or any(rest)
+        return self._delete(audit_id)
 
     def get(self, audit_id: str) -> Audit | None:
         return self.get_with_source(audit_id)[0]
@@ -102,11 +101,7 @@ class CompositeAuditStore(FanOut[Any], Reads[Any]):
     # -- the event log (Capability.EVENTS) ------------------------------------------------
 
     def _keepers(self, members: Sequence[Member[Any]]) -> Sequence[Member[Any]]:
-        keepers = [m for m in members if Capability.EVENTS in self._capabilities[m.name]]
-        if not keepers:
-            names = ", ".join(m.name for m in members)
-            raise NotImplementedError(f"none of the audit backends keeps events: {names}")
-        return keepers
+        return self._needed(Capability.EVENTS, "audit backends keeps events", members)
 
     def append_events(self, audit_id: str, events: Iterable[AuditEvent]) -> tuple[AuditEvent, ...]:
         """Append to the log like any write: the authoritative backend (the first written that
@@ -210,9 +205,9 @@ def _upsert(store: Any, audit: Audit) -> None:
 
 def audit_difference(a: Audit | None, b: Audit | None) -> str | None:
     """None if equal, else a short description (which side lacks it, or which fields differ)."""
-    if a == b:
-        return None
-    if a is None or b is None:
-        return f"only in the {'compared' if a is None else 'authoritative'} backend"
+    return difference(a, b, _fields_differ)
+
+
+def _fields_differ(a: Audit, b: Audit) -> str:
     fields = [f.name for f in attrs.fields(Audit) if getattr(a, f.name) != getattr(b, f.name)]
     return f"fields differ: {', '.join(fields)}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -30,6 +30,7 @@ log = logging.getLogger("veritas_store.composite")
 
 T = TypeVar("T")
 S = TypeVar("S")
+V = TypeVar("V")
 
 # What a composite can offer when one of its backends does. NATIVE_ASYNC is not passed on:
 # the composite itself has no ``aio`` (the async API wraps it).
@@ -68,6 +69,16 @@ def needs_journal(write: list[Member[Any]], parallel: bool) -> bool:
         return False  # one backend: nothing to miss
     may_miss = write if parallel or not write[0].required else write[1:]
     return any(Capability.DURABLE in capabilities_of(m.store) for m in may_miss)
+
+
+def difference(a: V | None, b: V | None, describe: Callable[[V, V], str]) -> str | None:
+    """None if the copies are equal, else a short description: which side lacks the item, or
+    ``describe(a, b)`` when both have it (``a`` the authoritative side's)."""
+    if a == b:
+        return None
+    if a is None or b is None:
+        return f"only in the {'compared' if a is None else 'authoritative'} backend"
+    return describe(a, b)
 
 
 class Composite(Generic[S]):
@@ -125,16 +136,25 @@ class Composite(Generic[S]):
         """Every backend, in the order of ``backends``."""
         return list(self._all)
 
-    def _able(self, capability: Capability) -> list[Member[S]]:
-        """The backends read from that declare ``capability``, in read order."""
-        return [m for m in self._read if capability in self._capabilities[m.name]]
+    def _able(
+        self, capability: Capability, members: Sequence[Member[S]] | None = None
+    ) -> list[Member[S]]:
+        """The backends (read from, or of ``members``) that declare ``capability``, in order."""
+        among = self._read if members is None else members
+        return [m for m in among if capability in self._capabilities[m.name]]
+
+    def _needed(
+        self, capability: Capability, none: str, members: Sequence[Member[S]] | None = None
+    ) -> list[Member[S]]:
+        """As ``_able``; ``NotImplementedError`` "none of the {none}: ..." if no backend does."""
+        able = self._able(capability, members)
+        if not able:
+            names = ", ".join(m.name for m in (self._read if members is None else members))
+            raise NotImplementedError(f"none of the {none}: {names}")
+        return able
 
     def _listers(self) -> list[Member[S]]:
-        listers = self._able(Capability.LIST)
-        if not listers:
-            names = ", ".join(m.name for m in self._read)
-            raise NotImplementedError(f"none of the {self.kind} backends can list: {names}")
-        return listers
+        return self._needed(Capability.LIST, f"{self.kind} backends can list")
 
     def member(self, name: str) -> Member[S]:
         for m in self._all:

@@ -16,7 +16,7 @@ from ..plugin_api.protocols import BlobStore, Capability
 from ..records.errors import BackendUnavailable, BlobNotFound, ChecksumMismatch
 from ..records.keys import validate_blob_key, validate_blob_prefix
 from ..records.model import BlobInfo
-from .base import Member
+from .base import Member, difference
 from .fanout import FanOut
 from .reads import Reads
 
@@ -40,8 +40,7 @@ class CompositeBlobStore(FanOut[Any], Reads[Any]):
 
     def delete(self, key: str) -> bool:
         validate_blob_key(key)
-        first, answers = self._fan_out("delete", key, lambda s: s.delete(key))
-        return bool(first) or any(answers)
+        return self._delete(key)
 
     def get(self, key: str) -> bytes:
         return self.get_with_source(key)[0]
@@ -107,10 +106,7 @@ class CompositeBlobStore(FanOut[Any], Reads[Any]):
         if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
             # the caller's error, not a backend failure to skip
             raise ValueError(f"expires must be a positive number of seconds, got {expires!r}")
-        makers = self._able(Capability.URLS)
-        if not makers:
-            names = ", ".join(m.name for m in self._read)
-            raise NotImplementedError(f"none of the blob backends can make URLs: {names}")
+        makers = self._needed(Capability.URLS, "blob backends can make URLs")
         errors: dict[str, Exception] = {}
         for member in makers:
             try:
@@ -157,10 +153,11 @@ class CompositeBlobStore(FanOut[Any], Reads[Any]):
 
 
 def blob_difference(a: bytes | None, b: bytes | None) -> str | None:
-    if a == b:
-        return None
-    if a is None or b is None:
-        return f"only in the {'compared' if a is None else 'authoritative'} backend"
+    """None if equal, else a short description (which side lacks it, or both digests)."""
+    return difference(a, b, _digests_differ)
+
+
+def _digests_differ(a: bytes, b: bytes) -> str:
     return (
         f"sha256 differs: {hashlib.sha256(a).hexdigest()[:12]}… ({len(a)} bytes) vs "
         f"{hashlib.sha256(b).hexdigest()[:12]}… ({len(b)} bytes)"

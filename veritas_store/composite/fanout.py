@@ -72,6 +72,11 @@ class FanOut(Composite[S]):
         self._settle(entry_id, operation, key, outcomes)
         return result
 
+    def _delete(self, key: str) -> bool:
+        """Delete ``key`` everywhere; whether any backend had it."""
+        first, rest = self._fan_out("delete", key, lambda s: s.delete(key))
+        return bool(first) or any(rest)
+
     def _settle(
         self,
         entry_id: int | None,
