@@ -71,7 +71,8 @@ class TestNativeAsyncBlobs(BlobStoreContract):
 
 def test_a_composite_does_not_pass_native_async_on() -> None:
     # the composite has no ``aio`` of its own, so it must not claim the capability
-    from veritas_store.composite.core import CompositeAuditStore, Member
+    from veritas_store.composite.audits import CompositeAuditStore
+    from veritas_store.composite.base import Member
 
     composite = CompositeAuditStore([Member("a", AsyncMemoryAudits())])
     assert vs.capabilities_of(composite) == {vs.Capability.LIST, vs.Capability.FILTERS}

@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from ..composite.core import CompositeAuditStore, CompositeBlobStore
+from ..composite.audits import CompositeAuditStore
+from ..composite.blobs import CompositeBlobStore
 from ..recorder import DEFAULT_TIER, DEFAULT_VERDICT_MODE, AuditRecorder
 from ..records.errors import BackendUnavailable, PluginError
 from ..records.keys import validate_audit_id, validate_blob_prefix

@@ -17,7 +17,9 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..composite.core import CompositeAuditStore, CompositeBlobStore, Member
+from ..composite.audits import CompositeAuditStore
+from ..composite.base import Member
+from ..composite.blobs import CompositeBlobStore
 from ..composite.journal import Journal
 from ..composite.resilience import Resilience
 from ..composite.routing import Routing, route
