@@ -23,6 +23,7 @@ from test_cli import COMMAND, base_env, run, write
 import veritas_store as vs
 from veritas_store import ops as sync
 from veritas_store.ops.pairs import Pair, pairs_for
+from veritas_store.wiring.config import load_config
 from veritas_store_plugins.fsspec_blobs import FsspecBlobStore
 from veritas_store_plugins.memory import MemoryAuditStore
 from veritas_store_plugins.sql import SqlAuditStore
@@ -96,7 +97,7 @@ def local(path: Path, **extra: Any) -> dict[str, Any]:
 
 
 def test_names_are_looked_up_in_both_sections(tmp_path: Path) -> None:
-    cfg = vs.config.load_config(
+    cfg = load_config(
         config(
             tmp_path,
             {
@@ -119,7 +120,7 @@ def test_names_are_looked_up_in_both_sections(tmp_path: Path) -> None:
 
 
 def test_names_in_no_common_section_are_an_error(tmp_path: Path) -> None:
-    cfg = vs.config.load_config(
+    cfg = load_config(
         config(tmp_path, {"db": sqlite(tmp_path / "a.db")}, {"disk": local(tmp_path / "b")})
     )
     with pytest.raises(vs.ConfigError, match=r"'db' \(in \[audits\]\).*'disk' \(in \[blobs\]\)"):
