@@ -21,7 +21,7 @@ from observers import Recorder
 import veritas_store as vs
 from veritas_store.cli import main
 from veritas_store.demo import make_png
-from veritas_store.ops.repair import repair
+from veritas_store.ops import repair
 from veritas_store.testing import sample_audit
 
 

@@ -20,7 +20,7 @@ from observers import Recorder
 
 import veritas_store as vs
 from veritas_store.composite.resilience import is_transient
-from veritas_store.ops.repair import repair
+from veritas_store.ops import repair
 from veritas_store.testing import sample_audit
 from veritas_store.wiring.config import load_config
 

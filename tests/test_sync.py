@@ -1,6 +1,6 @@
 """``copy`` and ``verify`` between real backends: SQLite files, PostgreSQL, local disk, S3.
 
-The library functions (``veritas_store.sync``) are exercised directly; the command line, the
+The library functions (``veritas_store.ops``) are exercised directly; the command line, the
 exit codes and the interrupted 10,000-audit copy run ``veritas-store`` in a subprocess.
 """
 
@@ -21,7 +21,8 @@ from conftest import drop_prefixed_tables, unique_prefix
 from test_cli import COMMAND, base_env, run, write
 
 import veritas_store as vs
-from veritas_store.ops import transfer as sync
+from veritas_store import ops as sync
+from veritas_store.ops.pairs import Pair, pairs_for
 from veritas_store.wiring.config import load_config
 from veritas_store_plugins.fsspec_blobs import FsspecBlobStore
 from veritas_store_plugins.memory import MemoryAuditStore
@@ -107,15 +108,15 @@ def test_names_are_looked_up_in_both_sections(tmp_path: Path) -> None:
             {"a": local(tmp_path / "ba"), "b": local(tmp_path / "bb")},
         )
     )
-    assert sync.pairs_for(cfg, "a", "b") == [
-        sync.Pair("audits", "a", "b"),
-        sync.Pair("blobs", "a", "b"),
+    assert pairs_for(cfg, "a", "b") == [
+        Pair("audits", "a", "b"),
+        Pair("blobs", "a", "b"),
     ]
-    assert sync.pairs_for(cfg, "only", "a") == [sync.Pair("audits", "only", "a")]
+    assert pairs_for(cfg, "only", "a") == [Pair("audits", "only", "a")]
     with pytest.raises(vs.ConfigError, match="no backend named 'nope'.*declared"):
-        sync.pairs_for(cfg, "a", "nope")
+        pairs_for(cfg, "a", "nope")
     with pytest.raises(vs.ConfigError, match="both name 'a'"):
-        sync.pairs_for(cfg, "a", "a")
+        pairs_for(cfg, "a", "a")
 
 
 def test_names_in_no_common_section_are_an_error(tmp_path: Path) -> None:
@@ -123,7 +124,7 @@ def test_names_in_no_common_section_are_an_error(tmp_path: Path) -> None:
         config(tmp_path, {"db": sqlite(tmp_path / "a.db")}, {"disk": local(tmp_path / "b")})
     )
     with pytest.raises(vs.ConfigError, match=r"'db' \(in \[audits\]\).*'disk' \(in \[blobs\]\)"):
-        sync.pairs_for(cfg, "db", "disk")
+        pairs_for(cfg, "db", "disk")
 
 
 # --- verify -----------------------------------------------------------------------------------

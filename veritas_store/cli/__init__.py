@@ -32,10 +32,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from .. import ops as sync
 from ..composite.journal import read_stats
-from ..ops import transfer as sync
-from ..ops.repair import pending
-from ..ops.repair import repair as run_repair
+from ..ops import pending
+from ..ops import repair as run_repair
 from ..plugin_api.hookspecs import PLUGIN_API_VERSION
 from ..plugin_api.protocols import Capability, SchemaManaged, capabilities_of
 from ..plugin_api.registry import ALLOW_LIST_ENV, FAILED, LOADED, PluginRegistry, get_registry
