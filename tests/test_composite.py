@@ -914,7 +914,7 @@ def test_a_malformed_declaration_is_a_plugin_error_and_nothing_stays_open(tmp_pa
 
 
 def test_check_does_not_list_a_backend_that_cannot() -> None:
-    from veritas_store.cli import _health
+    from veritas_store.cli.health import _health
     from veritas_store.wiring.config import load_config
     from veritas_store.wiring.stores import registry_with
 

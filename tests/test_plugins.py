@@ -281,7 +281,7 @@ def test_a_type_registered_twice_names_both_plugins_and_others_work() -> None:
         registry.lookup("audits", "dup")
     assert registry.lookup("audits", "one").plugin == "first"
     assert registry.lookup("audits", "two").plugin == "second"
-    from veritas_store.cli import _plugin_report  # what `veritas-store plugins` shows
+    from veritas_store.cli.health import _plugin_report  # what `veritas-store plugins` shows
 
     assert _plugin_report(registry)["conflicts"] == [
         "audits type 'dup' is registered by 'first' (dist-a) and 'second' (dist-b)"

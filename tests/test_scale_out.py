@@ -17,7 +17,7 @@ from test_cli import write
 from writer_process import png, shared_version
 
 import veritas_store as vs
-from veritas_store.cli import _read_order_warnings
+from veritas_store.cli.health import _read_order_warnings
 from veritas_store.wiring.config import load_config
 from veritas_store_plugins.sql import SqlAuditStore
 
