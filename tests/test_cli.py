@@ -199,7 +199,7 @@ def test_check_misspelled_type_exits_2(tmp_path):
 
 
 def test_check_bad_option_value_is_a_config_error(tmp_path):
-    """Exit codes (cli.py): 2 for a config error, as ``demo`` does for the same file."""
+    """Exit codes (cli/base.py): 2 for a config error, as ``demo`` does for the same file."""
     config = write(
         tmp_path / "prefix.toml",
         """

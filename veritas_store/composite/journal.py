@@ -9,7 +9,7 @@ do not pay an fsync per write for a guarantee the stores it protects do not give
 backend has the write, the row is deleted (if that deletion is lost, ``repair`` replays a write
 that is already everywhere, which changes nothing). When a backend failed, the row is kept with
 the backends that miss the write and the error before the call returns. ``veritas-store
-repair`` (``repair.py``) completes what is kept.
+repair`` (``ops/journal_repair.py``) completes what is kept.
 
 Cost: one small insert and one delete per write to a composite of two or more backends; a
 composite of one backend has nothing to journal. ``journal = false`` in the config

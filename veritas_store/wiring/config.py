@@ -79,7 +79,7 @@ class BackendConfig:
 class MigrationConfig:
     """``[<section>.migration]``: a pair of backends and the stage of moving from one to the other.
 
-    The stage's meaning (what is read and written, in which order) is in ``routing.py``.
+    The stage's meaning (what is read and written, in which order) is in ``composite/routing.py``.
     """
 
     from_: str  # TOML key "from"
