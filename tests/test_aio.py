@@ -234,6 +234,26 @@ def test_recorder_needs_async_stores(tmp_path: Path) -> None:
         AsyncAuditRecorder(stores)  # type: ignore[arg-type]
 
 
+def test_coroutines_take_the_sync_signatures_keywords_and_defaults(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with open_async_stores(config(tmp_path)) as stores:
+            recorder = AsyncAuditRecorder(stores)
+            audit = await recorder.started(audit_id="a1", url="https://shop.example")
+            assert (audit.tier, audit.verdict_mode) == ("standard", "expert")  # sync defaults
+            shot = await stores.screenshots.save(audit_id="a1", index=0, label="home", data=PNG)
+            assert await stores.screenshots.load("a1", index=0) == PNG
+            stored = await stores.audits.get(audit_id="a1")
+            assert stored is not None and stored.screenshots == (shot,)
+            page = await stores.audits.list(status="running", limit=1, order="oldest")
+            assert [a.id for a in page.items] == ["a1"]
+            with pytest.raises(TypeError, match="url"):
+                await recorder.started("a2")  # type: ignore[call-arg]
+            with pytest.raises(vs.InvalidKey):  # the sync rule, before the per-audit lock
+                await recorder.failed(audit_id="../a", error="x")
+
+    asyncio.run(main())
+
+
 # -- native async backends -------------------------------------------------------------------------
 
 

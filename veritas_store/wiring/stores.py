@@ -28,7 +28,8 @@ from ..plugin_api.protocols import capabilities_of
 from ..plugin_api.registry import FAILED, PluginRegistry, get_registry
 from ..records.errors import BackendUnavailable, ConfigError, PluginError, SchemaError
 from ..screenshots import ScreenshotStorage
-from .config import Config, SectionConfig, coerce_option, load_config, redact
+from .config import Config, SectionConfig, load_config, redact
+from .raw import coerce_option
 
 log = logging.getLogger("veritas_store")
 

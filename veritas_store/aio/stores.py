@@ -1,0 +1,243 @@
+"""The async stores: ``Stores``, its composites, ``ScreenshotStorage`` and ``AuditRecorder``
+as coroutines.
+
+Each coroutine is the sync method itself run on a worker thread (``_on_worker``), or, for a
+read-modify-write of one audit, run after every earlier one on that audit (``_per_audit``).
+Both take the sync method's signature, defaults and docstring, so the async API has no rule,
+default or argument check of its own to drift from the sync one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import inspect
+import itertools
+import weakref
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from ..composite.audits import CompositeAuditStore
+from ..composite.blobs import CompositeBlobStore
+from ..recorder import AuditRecorder
+from ..records.keys import validate_audit_id, validate_blob_prefix
+from ..records.model import AuditEvent
+from ..screenshots import ScreenshotStorage
+from ..wiring.stores import Stores
+from .workers import Runner, Workers
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_LIST_CHUNK = 1000  # blob keys fetched per worker call while iterating a listing
+
+
+def _on_worker(
+    method: Callable[Concatenate[Any, P], T],
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
+    """The coroutine twin of a sync method: ``self._sync``'s method, run by ``self._run``."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def twin(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        result: T = await self._run(getattr(self._sync, name), *args, **kwargs)
+        return result
+
+    return twin
+
+
+def _per_audit(
+    method: Callable[Concatenate[Any, P], T],
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
+    """As ``_on_worker``, queued behind the calls on the same ``audit_id`` (``self._locked``)."""
+    name = method.__name__
+    bind = inspect.signature(method).bind
+
+    @functools.wraps(method)
+    async def twin(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        audit_id = bind(self, *args, **kwargs).arguments["audit_id"]
+        result: T = await self._locked(audit_id, getattr(self._sync, name), *args, **kwargs)
+        return result
+
+    return twin
+
+
+class AsyncStores:
+    """The async stores of a config. ``async with`` it (or ``await aclose()``) to close them.
+
+    ``audits``, ``blobs`` and ``screenshots`` mirror ``Stores``; ``sync`` is the underlying
+    ``Stores`` for code that runs in a thread of its own. Use them from the event loop that
+    opened them.
+    """
+
+    def __init__(self, stores: Stores, workers: Workers) -> None:
+        self.sync = stores
+        self.config = stores.config
+        self.registry = stores.registry
+        self.max_threads = workers.size
+        self._workers = workers
+        self._audit_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        self._closed = False
+        self.audits = AsyncAuditStore(stores.audits, self._run)
+        self.blobs = AsyncBlobStore(stores.blobs, self._run)
+        self.screenshots = AsyncScreenshotStorage(self)
+
+    async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        if self._closed:
+            raise RuntimeError("these AsyncStores are closed")
+        return await asyncio.wrap_future(self._workers.submit(fn, *args, **kwargs))
+
+    async def _locked(self, audit_id: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a read-modify-write of one audit, after every earlier one on that audit."""
+        validate_audit_id(audit_id)  # before it becomes a lock key
+        lock = self._audit_locks.get(audit_id)
+        if lock is None:  # kept alive by its holder and waiters, then dropped
+            lock = self._audit_locks[audit_id] = asyncio.Lock()
+        async with lock:
+            return await self._run(fn, *args, **kwargs)
+
+    async def aclose(self) -> None:
+        """Wait for the operations under way, then close every backend. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._workers.drain()
+            # On a worker: a native-async backend's close() is a coroutine on this loop.
+            await asyncio.shield(asyncio.wrap_future(self._workers.submit(self.sync.close)))
+        finally:
+            self._workers.shutdown()
+
+    async def __aenter__(self) -> AsyncStores:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Async{self.sync!r}"
+
+
+class _AsyncComposite:
+    """A composite's coroutines: what the audit and the blob one have in common."""
+
+    def __init__(self, composite: CompositeAuditStore | CompositeBlobStore, run: Runner) -> None:
+        self._sync = composite
+        self._run = run
+
+    @property
+    def sync(self) -> Any:
+        """The sync composite (its ``backends``, ``members`` and ``authoritative``)."""
+        return self._sync
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What the composite can do (``veritas_store.Capability`` values), as in the sync API."""
+        return frozenset(self._sync.capabilities)
+
+
+class AsyncAuditStore(_AsyncComposite):
+    """``AuditStore`` as coroutines, over the composite of ``open_async_stores``."""
+
+    _sync: CompositeAuditStore
+
+    async def append_events(
+        self, audit_id: str, events: Iterable[AuditEvent]
+    ) -> tuple[AuditEvent, ...]:
+        # Listed here, on the loop: the iterable (a generator, say) is the caller's.
+        return await self._run(self._sync.append_events, audit_id, list(events))
+
+    # A line per method: delegating to the composite is all each does (see ``_on_worker``).
+    create = _on_worker(CompositeAuditStore.create)
+    get = _on_worker(CompositeAuditStore.get)
+    get_with_source = _on_worker(CompositeAuditStore.get_with_source)
+    update = _on_worker(CompositeAuditStore.update)
+    delete = _on_worker(CompositeAuditStore.delete)
+    list = _on_worker(CompositeAuditStore.list)
+    events = _on_worker(CompositeAuditStore.events)
+    close = _on_worker(CompositeAuditStore.close)
+
+
+class AsyncBlobStore(_AsyncComposite):
+    """``BlobStore`` as coroutines; ``list(prefix)`` is an async iterator."""
+
+    _sync: CompositeBlobStore
+
+    def list(self, prefix: str = "") -> AsyncIterator[str]:
+        """``async for key in blobs.list("a1/")``: keys in lexicographic order.
+
+        A bad prefix raises ``InvalidKey`` here, before any iteration.
+        """
+        validate_blob_prefix(prefix)  # the composite's own check, made at the call
+        return _AsyncKeys(self._run, functools.partial(self._sync.list, prefix))
+
+    # A line per method: delegating to the composite is all each does (see ``_on_worker``).
+    put = _on_worker(CompositeBlobStore.put)
+    get = _on_worker(CompositeBlobStore.get)
+    get_with_source = _on_worker(CompositeBlobStore.get_with_source)
+    exists = _on_worker(CompositeBlobStore.exists)
+    delete = _on_worker(CompositeBlobStore.delete)
+    url = _on_worker(CompositeBlobStore.url)
+    close = _on_worker(CompositeBlobStore.close)
+
+
+class _AsyncKeys:
+    """An async iterator over a sync listing, fetched in chunks on the worker threads."""
+
+    def __init__(self, run: Runner, listing: Callable[[], Iterable[str]]) -> None:
+        self._run = run
+        self._listing = listing
+        self._keys: Any = None
+        self._buffer: collections.deque[str] = collections.deque()
+        self._exhausted = False
+
+    def __aiter__(self) -> _AsyncKeys:
+        return self
+
+    async def __anext__(self) -> str:
+        if not self._buffer and not self._exhausted:
+            chunk = await self._run(self._next_chunk)
+            self._buffer.extend(chunk)
+            self._exhausted = len(chunk) < _LIST_CHUNK
+        if not self._buffer:
+            raise StopAsyncIteration
+        return self._buffer.popleft()
+
+    def _next_chunk(self) -> list[str]:
+        if self._keys is None:
+            self._keys = iter(self._listing())
+        return list(itertools.islice(self._keys, _LIST_CHUNK))
+
+
+class AsyncScreenshotStorage:
+    """``ScreenshotStorage`` as coroutines: ``save`` (one audit at a time) and ``load``."""
+
+    def __init__(self, stores: AsyncStores) -> None:
+        self._sync = stores.sync.screenshots
+        self._run = stores._run
+        self._locked = stores._locked
+
+    save = _per_audit(ScreenshotStorage.save)
+    load = _on_worker(ScreenshotStorage.load)
+
+
+class AsyncAuditRecorder:
+    """``AuditRecorder`` as coroutines: the same rules, run by the sync recorder on a worker,
+    one call at a time per audit."""
+
+    def __init__(self, stores: AsyncStores) -> None:
+        if not isinstance(stores, AsyncStores):
+            raise TypeError(
+                "AsyncAuditRecorder needs the stores of open_async_stores(); "
+                f"got {type(stores).__name__} (use AuditRecorder with open_stores())"
+            )
+        self._sync = AuditRecorder(stores.sync)
+        self._locked = stores._locked
+
+    started = _per_audit(AuditRecorder.started)
+    completed = _per_audit(AuditRecorder.completed)
+    failed = _per_audit(AuditRecorder.failed)
+    event = _per_audit(AuditRecorder.event)
