@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import veritas_store as vs
-from veritas_store.records.model import _check_json
+from veritas_store.records.values import _check_json
 
 
 class Colour(enum.StrEnum):

@@ -31,24 +31,19 @@ from .records.errors import (
     WriteError,
 )
 from .records.keys import validate_audit_id, validate_blob_key, validate_blob_prefix
-from .records.model import (
-    Audit,
-    AuditEvent,
+from .records.model import Audit, AuditEvent, BlobInfo, Finding, Screenshot
+from .records.paging import (
     AuditPage,
-    AuditStatus,
-    BlobInfo,
-    Finding,
     ListFilter,
-    Screenshot,
     decode_cursor,
     encode_cursor,
     number_events,
     paginate,
-    utcnow,
     validate_after,
     validate_limit,
     validate_status,
 )
+from .records.values import AuditStatus, utcnow
 
 __all__ = [
     "DEFAULT_CAPABILITIES",

@@ -13,7 +13,8 @@ import zlib
 from typing import Any
 
 from .recorder import AuditRecorder
-from .records.model import Audit, AuditStatus, utcnow
+from .records.model import Audit
+from .records.values import AuditStatus, utcnow
 
 
 def make_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:

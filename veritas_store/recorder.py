@@ -15,7 +15,8 @@ import attrs
 from .plugin_api.protocols import Capability, capabilities_of
 from .records.errors import AuditNotFound, InvalidRecord
 from .records.keys import validate_audit_id
-from .records.model import MAX_INT, Audit, AuditEvent, AuditStatus, Finding, Screenshot, utcnow
+from .records.model import Audit, AuditEvent, Finding, Screenshot
+from .records.values import MAX_INT, AuditStatus, utcnow
 from .screenshots import ScreenshotStorage
 
 # Result-dict keys copied onto the audit field of the same name, as they are.

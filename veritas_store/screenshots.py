@@ -29,7 +29,8 @@ from .records.errors import (
     InvalidRecord,
 )
 from .records.keys import validate_audit_id
-from .records.model import Screenshot, utcnow
+from .records.model import Screenshot
+from .records.values import utcnow
 
 log = logging.getLogger("veritas_store.screenshots")
 

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from ..plugin_api.protocols import Capability
-from ..records.model import MAX_EVENTS_PAGE, AuditStatus
+from ..records.paging import MAX_EVENTS_PAGE
+from ..records.values import AuditStatus
 from ..wiring.stores import open_stores
 from .base import console, emit_json, fail, table, with_config
 

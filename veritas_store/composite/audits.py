@@ -17,18 +17,17 @@ import attrs
 from ..plugin_api.protocols import AuditStore, Capability
 from ..records.errors import AuditExists, AuditNotFound, BackendUnavailable
 from ..records.keys import validate_audit_id
-from ..records.model import (
+from ..records.model import Audit, AuditEvent
+from ..records.paging import (
     MAX_EVENTS_PAGE,
-    Audit,
-    AuditEvent,
     AuditPage,
-    AuditStatus,
     ListFilter,
     decode_cursor,
     number_events,
     validate_after,
     validate_limit,
 )
+from ..records.values import AuditStatus
 from .base import Member, difference
 from .fanout import FanOut
 from .querying import list_with

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..plugin_api.protocols import Capability
-from ..records.model import MAX_PAGE_SIZE, AuditPage, ListFilter, paginate
+from ..records.paging import MAX_PAGE_SIZE, AuditPage, ListFilter, paginate
 
 
 def list_with(

@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import attrs
 
 from ..records.errors import AuditExists, AuditNotFound, BlobNotFound, InvalidImage
-from ..records.model import Audit, sort_key
+from ..records.model import Audit
+from ..records.paging import sort_key
 from ..screenshots import sniff_image
 from ..wiring.config import load_config
 from ..wiring.stores import ConfigSource, registry_with

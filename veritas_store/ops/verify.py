@@ -15,7 +15,8 @@ from typing import Any
 import attrs
 
 from ..records.errors import BlobNotFound
-from ..records.model import Audit, sort_key
+from ..records.model import Audit
+from ..records.paging import sort_key
 from ..wiring.config import BackendConfig, load_config
 from ..wiring.stores import ConfigSource, open_stores, registry_with
 from .pairs import MAX_DETAILS, PAGE_SIZE, Progress, no_progress, opened, pairs_for, sha256_of

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from ..records.model import Audit, AuditPage, AuditStatus, BlobInfo
+from ..records.model import Audit, BlobInfo
+from ..records.paging import AuditPage
+from ..records.values import AuditStatus
 
 
 class Capability(enum.StrEnum):
