@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, make_url, processors
 from sqlalchemy.pool import StaticPool
 
 import veritas_store as vs
@@ -46,6 +46,8 @@ _CHILDREN = ("findings", "screenshots")  # Audit fields stored in tables of thei
 # Pool defaults for server databases. Recycling hourly stays well below MariaDB/MySQL's
 # wait_timeout (8 h) and idle cut-offs of proxies; pre-ping catches the rest.
 _SERVER_POOL = {"pool_size": 5, "max_overflow": 10, "pool_recycle": 3600}
+_TO_FLOAT = processors.to_float  # SQLAlchemy's bind processor of Float/Double on SQLite
+_TYPE_CODE = operator.itemgetter(1)  # of a DB-API cursor.description entry
 _MIGRATING: ContextVar[bool] = ContextVar("veritas_sql_migrating", default=False)
 
 # --- column types ---------------------------------------------------------------------------
@@ -348,7 +350,7 @@ class _Prepared:
             raise ValueError(f"parameters {self._names} are not {list(order)}: {self.sql}")
         where = {name: i for i, name in enumerate(order)}
         binds = [
-            (where[name], compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            (where[name], _bind_processor(compiled.binds[name].type, dialect))
             for name in self._names
         ]
         # Per call only the reorder (one C-level itemgetter) and the few columns that have a
@@ -356,6 +358,13 @@ class _Prepared:
         self._pick = operator.itemgetter(*(i for i, _ in binds)) if len(binds) > 1 else None
         self._processed = [(slot, conv) for slot, (_, conv) in enumerate(binds) if conv]
         self._binds = binds
+        # Values already in the statement's order with no processor (the child-row inserts on
+        # every dialect): a positional statement takes them as they are.
+        self._as_is = (
+            compiled.positional
+            and not self._processed
+            and [i for i, _ in binds] == list(range(len(binds)))
+        )
         self._dialect = dialect
         self._types = (
             [c.type.dialect_impl(dialect) for c in statement.selected_columns]
@@ -380,17 +389,19 @@ class _Prepared:
         """Run with one set of values; the number of rows it changed."""
         return tx.run(self.sql, self.params(values))[0]
 
-    def execute_many(self, tx: _Runner, rows: Sequence[Sequence[Any]]) -> None:
-        tx.run(self.sql, [self.params(values) for values in rows], many=True)
+    def execute_many(self, tx: _Runner, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run once per row (``executemany``); rows are tuples of values in ``order``."""
+        params = rows if self._as_is else [self.params(values) for values in rows]
+        tx.run(self.sql, params, many=True)
 
     def rows(self, tx: _Runner, values: Sequence[Any]) -> list[Sequence[Any]]:
         """The rows of a SELECT, values in the order of its columns, converted to Python."""
         _, description, raw = tx.run(self.sql, self.params(values), fetch=True)
-        signature = tuple(d[1] for d in description)
+        signature = tuple(map(_TYPE_CODE, description))  # C-level: no generator per column
         convert = self._converters.get(signature)
         if convert is None:
             processors = (
-                kind.result_processor(self._dialect, d[1])
+                _result_processor(kind, self._dialect, d[1])
                 for kind, d in zip(self._types, description, strict=True)
             )
             convert = [(i, p) for i, p in enumerate(processors) if p is not None]
@@ -404,6 +415,48 @@ class _Prepared:
                 values[i] = processor(values[i])
             rows.append(values)
         return rows
+
+
+def _bind_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Any:
+    """The column type's bind processor; for JSON on SQLite with the default serializer, one
+    that writes None (the optional JSON fields, JSON ``null``) without a trip through
+    ``json.dumps``."""
+    process = kind.dialect_impl(dialect).bind_processor(dialect)
+    if process is _TO_FLOAT:
+        # float(value) for a Double column (SQLite): every value bound here comes from a
+        # record, whose float fields hold floats (or None) already, so it would change nothing.
+        return None
+    if process is None or not _plain_sqlite_json(kind, dialect):
+        return process
+
+    def json_bind(value: Any) -> Any:
+        return "null" if value is None else process(value)
+
+    return json_bind
+
+
+def _result_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect, code: Any) -> Any:
+    """The column type's result processor; for JSON on SQLite, JSON ``null`` is read as None
+    without a trip through ``json.loads`` (SQL NULL stays None as before)."""
+    process = kind.result_processor(dialect, code)
+    if process is None or not _plain_sqlite_json(kind, dialect):
+        return process
+
+    def json_result(value: Any) -> Any:
+        return None if value == "null" else process(value)
+
+    return json_result
+
+
+def _plain_sqlite_json(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> bool:
+    """JSON stored as SQLite text with SQLAlchemy's default (de)serializers: None <-> "null"."""
+    return (
+        dialect.name == "sqlite"
+        and isinstance(kind, sa.JSON)
+        and not kind.none_as_null
+        and getattr(dialect, "_json_serializer", None) is None
+        and getattr(dialect, "_json_deserializer", None) is None
+    )
 
 
 class _Runner:
