@@ -15,6 +15,7 @@ unless ``auto_upgrade`` is set; ``veritas-store db`` uses ``open_for_migrations`
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import operator
 import re
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from json import encoder as json_encoder
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +312,7 @@ def _engine_args(
             options[name] = value
     if sqlite:
         options["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout}
+        options["json_serializer"] = _json_dumps  # the same text as json.dumps
         if memory:  # one shared connection, so every thread sees the same database
             options["poolclass"] = StaticPool
     elif backend in _MYSQL:
@@ -449,14 +452,39 @@ def _result_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect, code:
 
 
 def _plain_sqlite_json(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> bool:
-    """JSON stored as SQLite text with SQLAlchemy's default (de)serializers: None <-> "null"."""
+    """JSON stored as SQLite text with ``json.dumps``' text and ``json.loads``: None <-> "null"."""
     return (
         dialect.name == "sqlite"
         and isinstance(kind, sa.JSON)
         and not kind.none_as_null
-        and getattr(dialect, "_json_serializer", None) is None
+        and getattr(dialect, "_json_serializer", None) in (None, _json_dumps)
         and getattr(dialect, "_json_deserializer", None) is None
     )
+
+
+def _one_shot_encoder() -> Any:
+    """``json.dumps`` with its defaults, but the C encoder made once, not on every call (it
+    is most of what a small dict's ``json.dumps`` costs). Without the circular-reference
+    check: a record's JSON is a tree (the model copied it), so there is nothing to detect, and
+    the encoder then keeps no state between calls (threads share it)."""
+    make = json_encoder.c_make_encoder
+    ascii_text = json_encoder.encode_basestring_ascii
+    if make is None:  # no C accelerator (not CPython): json.dumps as it is
+        return json.dumps
+    # the arguments json.dumps' default encoder passes, with markers=None (no circular check)
+    chunks = make(
+        None, json.JSONEncoder().default, ascii_text, None, ": ", ", ", False, False, True
+    )
+
+    def dumps(value: Any) -> str:
+        if isinstance(value, str):
+            return ascii_text(value)  # type: ignore[no-any-return]
+        return "".join(chunks(value, 0))
+
+    return dumps
+
+
+_json_dumps = _one_shot_encoder()
 
 
 class _Runner:

@@ -21,6 +21,8 @@ import attrs
 import pytest
 import sqlalchemy as sa
 from conftest import drop_prefixed_tables, unique_prefix
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import veritas_store as vs
 from veritas_store.testing import sample_audit
@@ -627,3 +629,19 @@ def test_optional_json_fields_are_stored_as_json_null_and_read_back(store: SqlAu
             ).where(table.c.id == audit.id)
         ).one()
     assert [json.loads(v) if v is not None else "SQL NULL" for v in stored] == [None, None]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_the_sqlite_json_serializer_writes_what_json_dumps_writes(value: Any) -> None:
+    from veritas_store_plugins.sql import _json_dumps
+
+    assert _json_dumps(value) == json.dumps(value)
+    assert _json_dumps(vs.records.model.freeze_json(value)) == json.dumps(value)
