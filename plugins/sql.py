@@ -467,7 +467,7 @@ def _one_shot_encoder() -> Any:
     is most of what a small dict's ``json.dumps`` costs). Without the circular-reference
     check: a record's JSON is a tree (the model copied it), so there is nothing to detect, and
     the encoder then keeps no state between calls (threads share it)."""
-    make = json_encoder.c_make_encoder
+    make = getattr(json_encoder, "c_make_encoder", None)  # private to json: typeshed omits it
     ascii_text = json_encoder.encode_basestring_ascii
     if make is None:  # no C accelerator (not CPython): json.dumps as it is
         return json.dumps
@@ -478,7 +478,7 @@ def _one_shot_encoder() -> Any:
 
     def dumps(value: Any) -> str:
         if isinstance(value, str):
-            return ascii_text(value)  # type: ignore[no-any-return]
+            return ascii_text(value)
         return "".join(chunks(value, 0))
 
     return dumps
