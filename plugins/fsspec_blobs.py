@@ -13,11 +13,13 @@ once); object stores can.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import os
 import secrets as _secrets
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,6 +205,9 @@ class FsspecBlobStore:
         self._root = root  # "" only for the local filesystem's "/"
         protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
         self._dialect = next((_DIALECTS[p] for p in protocols if p in _DIALECTS), _GENERIC)
+        # Read options the installed filesystem takes (s3fs before 2025.5 has no
+        # max_concurrency: its cat_file already reads with one GET).
+        self._read_kwargs = _accepted(fs, self._dialect.read_kwargs)
         # Async filesystems (s3fs, gcsfs, ...) are made for concurrent calls and local disk
         # operations are atomic on their own; anything else (memory, sftp, ...) is serialised.
         self._lock: threading.RLock | None = (
@@ -221,6 +226,7 @@ class FsspecBlobStore:
         if "memory" not in protocols:  # fsspec's memory:// ends with the process
             capabilities.add(vs.Capability.DURABLE)
         self.capabilities = frozenset(capabilities)
+        self._hashing = _Hashing()
 
     @staticmethod
     def check_options(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
@@ -275,7 +281,17 @@ class FsspecBlobStore:
         data = bytes(data)
         path = self._path(key)
         if self._local:
-            self._put_local(path, data)
+            # A large blob is hashed on a helper thread while this one waits for the disk
+            # (both release the GIL): the digest costs no time beside the two fsyncs.
+            digest = self._hashing.submit(data) if len(data) >= _HASH_ASIDE else None
+            try:
+                self._put_local(path, data)
+            except BaseException:
+                if digest is not None:
+                    digest.cancel()
+                raise
+            sha256 = digest.result() if digest is not None else _sha256(data)
+            return vs.BlobInfo(key, len(data), sha256, content_type)
         else:
             kwargs: dict[str, Any] = {}
             if content_type is not None and self._dialect.content_type_kwarg is not None:
@@ -324,7 +340,7 @@ class FsspecBlobStore:
                 with open(path, "rb") as f:
                     return f.read()
             with self._guard():
-                return bytes(self._fs.cat_file(path, **self._dialect.read_kwargs))
+                return bytes(self._fs.cat_file(path, **self._read_kwargs))
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise vs.BlobNotFound(f"blob {key!r} not found") from None
 
@@ -420,9 +436,58 @@ class FsspecBlobStore:
                 ) from None
 
     def close(self) -> None:
+        self._hashing.close()
         if not self._local:
             with self._guard():
                 self._fs.invalidate_cache()
+
+
+_HASH_ASIDE = 64 * 1024  # below this, handing the hash to another thread costs more than it
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _Hashing:
+    """A small thread pool, started on first use (and again in a forked child, which does not
+    inherit its thread), that computes sha256 digests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def submit(self, data: bytes) -> Future[str]:
+        pool = self._pool
+        if pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pid != os.getpid():
+                    workers = min(4, os.cpu_count() or 1)
+                    self._pool = ThreadPoolExecutor(workers, thread_name_prefix="veritas-sha256")
+                    self._pid = os.getpid()
+                pool = self._pool
+        return pool.submit(_sha256, data)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pid == os.getpid():
+            pool.shutdown(wait=True)
+
+
+def _accepted(fs: AbstractFileSystem, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``kwargs`` that ``fs``'s cat_file (or the coroutine behind it) takes by name."""
+    if not kwargs:
+        return {}
+    target = getattr(fs, "_cat_file", None) or fs.cat_file
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(kwargs)
+    return {name: value for name, value in kwargs.items() if name in parameters}
 
 
 def _fsync_folder(folder: str) -> None:

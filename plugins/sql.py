@@ -15,6 +15,7 @@ unless ``auto_upgrade`` is set; ``veritas-store db`` uses ``open_for_migrations`
 from __future__ import annotations
 
 import builtins
+import json
 import logging
 import operator
 import re
@@ -24,13 +25,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from json import encoder as json_encoder
 from pathlib import Path
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, make_url, processors
 from sqlalchemy.pool import StaticPool
 
 import veritas_store as vs
@@ -46,6 +48,8 @@ _CHILDREN = ("findings", "screenshots")  # Audit fields stored in tables of thei
 # Pool defaults for server databases. Recycling hourly stays well below MariaDB/MySQL's
 # wait_timeout (8 h) and idle cut-offs of proxies; pre-ping catches the rest.
 _SERVER_POOL = {"pool_size": 5, "max_overflow": 10, "pool_recycle": 3600}
+_TO_FLOAT = processors.to_float  # SQLAlchemy's bind processor of Float/Double on SQLite
+_TYPE_CODE = operator.itemgetter(1)  # of a DB-API cursor.description entry
 _MIGRATING: ContextVar[bool] = ContextVar("veritas_sql_migrating", default=False)
 
 # --- column types ---------------------------------------------------------------------------
@@ -308,6 +312,7 @@ def _engine_args(
             options[name] = value
     if sqlite:
         options["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout}
+        options["json_serializer"] = _json_dumps  # the same text as json.dumps
         if memory:  # one shared connection, so every thread sees the same database
             options["poolclass"] = StaticPool
     elif backend in _MYSQL:
@@ -348,7 +353,7 @@ class _Prepared:
             raise ValueError(f"parameters {self._names} are not {list(order)}: {self.sql}")
         where = {name: i for i, name in enumerate(order)}
         binds = [
-            (where[name], compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            (where[name], _bind_processor(compiled.binds[name].type, dialect))
             for name in self._names
         ]
         # Per call only the reorder (one C-level itemgetter) and the few columns that have a
@@ -356,6 +361,13 @@ class _Prepared:
         self._pick = operator.itemgetter(*(i for i, _ in binds)) if len(binds) > 1 else None
         self._processed = [(slot, conv) for slot, (_, conv) in enumerate(binds) if conv]
         self._binds = binds
+        # Values already in the statement's order with no processor (the child-row inserts on
+        # every dialect): a positional statement takes them as they are.
+        self._as_is = (
+            compiled.positional
+            and not self._processed
+            and [i for i, _ in binds] == list(range(len(binds)))
+        )
         self._dialect = dialect
         self._types = (
             [c.type.dialect_impl(dialect) for c in statement.selected_columns]
@@ -380,17 +392,19 @@ class _Prepared:
         """Run with one set of values; the number of rows it changed."""
         return tx.run(self.sql, self.params(values))[0]
 
-    def execute_many(self, tx: _Runner, rows: Sequence[Sequence[Any]]) -> None:
-        tx.run(self.sql, [self.params(values) for values in rows], many=True)
+    def execute_many(self, tx: _Runner, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run once per row (``executemany``); rows are tuples of values in ``order``."""
+        params = rows if self._as_is else [self.params(values) for values in rows]
+        tx.run(self.sql, params, many=True)
 
     def rows(self, tx: _Runner, values: Sequence[Any]) -> list[Sequence[Any]]:
         """The rows of a SELECT, values in the order of its columns, converted to Python."""
         _, description, raw = tx.run(self.sql, self.params(values), fetch=True)
-        signature = tuple(d[1] for d in description)
+        signature = tuple(map(_TYPE_CODE, description))  # C-level: no generator per column
         convert = self._converters.get(signature)
         if convert is None:
             processors = (
-                kind.result_processor(self._dialect, d[1])
+                _result_processor(kind, self._dialect, d[1])
                 for kind, d in zip(self._types, description, strict=True)
             )
             convert = [(i, p) for i, p in enumerate(processors) if p is not None]
@@ -404,6 +418,73 @@ class _Prepared:
                 values[i] = processor(values[i])
             rows.append(values)
         return rows
+
+
+def _bind_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Any:
+    """The column type's bind processor; for JSON on SQLite with the default serializer, one
+    that writes None (the optional JSON fields, JSON ``null``) without a trip through
+    ``json.dumps``."""
+    process = kind.dialect_impl(dialect).bind_processor(dialect)
+    if process is _TO_FLOAT:
+        # float(value) for a Double column (SQLite): every value bound here comes from a
+        # record, whose float fields hold floats (or None) already, so it would change nothing.
+        return None
+    if process is None or not _plain_sqlite_json(kind, dialect):
+        return process
+
+    def json_bind(value: Any) -> Any:
+        return "null" if value is None else process(value)
+
+    return json_bind
+
+
+def _result_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect, code: Any) -> Any:
+    """The column type's result processor; for JSON on SQLite, JSON ``null`` is read as None
+    without a trip through ``json.loads`` (SQL NULL stays None as before)."""
+    process = kind.result_processor(dialect, code)
+    if process is None or not _plain_sqlite_json(kind, dialect):
+        return process
+
+    def json_result(value: Any) -> Any:
+        return None if value == "null" else process(value)
+
+    return json_result
+
+
+def _plain_sqlite_json(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> bool:
+    """JSON stored as SQLite text with ``json.dumps``' text and ``json.loads``: None <-> "null"."""
+    return (
+        dialect.name == "sqlite"
+        and isinstance(kind, sa.JSON)
+        and not kind.none_as_null
+        and getattr(dialect, "_json_serializer", None) in (None, _json_dumps)
+        and getattr(dialect, "_json_deserializer", None) is None
+    )
+
+
+def _one_shot_encoder() -> Any:
+    """``json.dumps`` with its defaults, but the C encoder made once, not on every call (it
+    is most of what a small dict's ``json.dumps`` costs). Without the circular-reference
+    check: a record's JSON is a tree (the model copied it), so there is nothing to detect, and
+    the encoder then keeps no state between calls (threads share it)."""
+    make = getattr(json_encoder, "c_make_encoder", None)  # private to json: typeshed omits it
+    ascii_text = json_encoder.encode_basestring_ascii
+    if make is None:  # no C accelerator (not CPython): json.dumps as it is
+        return json.dumps
+    # the arguments json.dumps' default encoder passes, with markers=None (no circular check)
+    chunks = make(
+        None, json.JSONEncoder().default, ascii_text, None, ": ", ", ", False, False, True
+    )
+
+    def dumps(value: Any) -> str:
+        if isinstance(value, str):
+            return ascii_text(value)
+        return "".join(chunks(value, 0))
+
+    return dumps
+
+
+_json_dumps = _one_shot_encoder()
 
 
 class _Runner:

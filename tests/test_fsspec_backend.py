@@ -546,3 +546,73 @@ def test_open_stores_builds_it_from_config(tmp_path: Path, monkeypatch: pytest.M
         stores.blobs.put("cfg/1.png", PNG, "image/png")
         assert stores.blobs.get("cfg/1.png") == PNG
     assert (tmp_path / "blobs" / "cfg" / "1.png").read_bytes() == PNG
+
+
+# --- the local put's digest (hashed beside the fsyncs for large blobs) -------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 64 * 1024 - 1, 64 * 1024, 300_000])
+def test_local_put_reports_the_sha256_of_what_it_wrote(tmp_path: Path, size: int) -> None:
+    store = FsspecBlobStore(str(tmp_path / "blobs"))
+    data = os.urandom(size)
+    try:
+        info = store.put("a/b.png", data, "image/png")
+        assert info == vs.BlobInfo("a/b.png", size, hashlib.sha256(data).hexdigest(), "image/png")
+        assert (tmp_path / "blobs" / "a" / "b.png").read_bytes() == data
+    finally:
+        store.close()
+    # closed and opened again: the helper thread starts anew
+    info = store.put("a/c.png", data)
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    store.close()
+
+
+def test_concurrent_large_local_puts_each_get_their_own_digest(tmp_path: Path) -> None:
+    store = FsspecBlobStore(str(tmp_path / "blobs"))
+    blobs = {f"k{i}/x.bin": os.urandom(100_000 + i) for i in range(12)}
+    infos: dict[str, vs.BlobInfo] = {}
+
+    def put(key: str) -> None:
+        infos[key] = store.put(key, blobs[key])
+
+    threads = [threading.Thread(target=put, args=(key,)) for key in blobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    assert {k: i.sha256 for k, i in infos.items()} == {
+        k: hashlib.sha256(v).hexdigest() for k, v in blobs.items()
+    }
+
+
+def test_a_failed_local_put_leaves_no_file_and_raises(tmp_path: Path) -> None:
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / "a").write_bytes(b"a file where a folder should be")
+    store = FsspecBlobStore(str(tmp_path / "blobs"))
+    with pytest.raises(OSError):
+        store.put("a/b.png", os.urandom(100_000))
+    store.close()
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir()) == ["a"]
+
+
+def test_read_options_the_filesystem_does_not_take_are_left_out() -> None:
+    from veritas_store_plugins.fsspec_blobs import _accepted
+
+    class Old(fsspec.AbstractFileSystem):
+        async def _cat_file(self, path: str, version_id: Any = None) -> bytes:
+            return b""
+
+    class New(fsspec.AbstractFileSystem):
+        async def _cat_file(self, path: str, max_concurrency: int = 4) -> bytes:
+            return b""
+
+    class Open(fsspec.AbstractFileSystem):
+        def cat_file(self, path: str, **kwargs: Any) -> bytes:
+            return b""
+
+    wanted = {"max_concurrency": 1}
+    assert _accepted(Old(), wanted) == {}
+    assert _accepted(New(), wanted) == wanted
+    assert _accepted(Open(), wanted) == wanted
+    assert _accepted(Old(), {}) == {}
