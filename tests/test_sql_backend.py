@@ -641,7 +641,7 @@ _JSON = st.recursive(
 @settings(max_examples=300, deadline=None)
 @given(_JSON)
 def test_the_sqlite_json_serializer_writes_what_json_dumps_writes(value: Any) -> None:
-    from veritas_store_plugins.sql import _json_dumps
+    from veritas_store_plugins.sql_statements import json_dumps
 
-    assert _json_dumps(value) == json.dumps(value)
-    assert _json_dumps(vs.records.model.freeze_json(value)) == json.dumps(value)
+    assert json_dumps(value) == json.dumps(value)
+    assert json_dumps(vs.records.values.freeze_json(value)) == json.dumps(value)

@@ -29,7 +29,8 @@ from test_cli import ok, ok_json, run, write
 import veritas_store as vs
 from veritas_store.testing import sample_audit
 from veritas_store_plugins import sql_schema
-from veritas_store_plugins.sql import SqlAuditStore, _build_tables
+from veritas_store_plugins.sql import SqlAuditStore
+from veritas_store_plugins.sql_tables import build_tables
 
 
 class Db(NamedTuple):
@@ -110,13 +111,13 @@ def test_the_snapshot_check_sees_drift(db: Db) -> None:
     finally:
         admin.close()
     dialect = sa.make_url(db.url).get_backend_name()
-    drifted, audits, _findings, _shots = _build_tables(db.prefix, dialect)
+    drifted, audits, _findings, _shots = build_tables(db.prefix, dialect)
     sa.Index(f"ix_{db.prefix}audits_drift", audits.c.pages_scanned)
     audits.append_column(sa.Column("drift", sa.Integer()))
     kinds = {d[0] for d in _differences(db.url, db.prefix, drifted)}
     assert kinds == {"add_index", "add_column"}
     if not db.url.startswith("sqlite"):  # SQLite has no column collations to drift
-        plain, *_ = _build_tables(db.prefix, dialect)
+        plain, *_ = build_tables(db.prefix, dialect)
         plain.tables[f"{db.prefix}audits"].c.id.type = sa.String(128)
         assert [d[0][0] for d in _differences(db.url, db.prefix, plain)] == ["modify_type"]
 
@@ -245,7 +246,7 @@ def test_a_database_at_0001_upgrades_in_place_and_loses_nothing(db: Db) -> None:
         admin.close()
     assert (
         _differences(
-            db.url, db.prefix, _build_tables(db.prefix, sa.make_url(db.url).get_backend_name())[0]
+            db.url, db.prefix, build_tables(db.prefix, sa.make_url(db.url).get_backend_name())[0]
         )
         == []
     )
@@ -303,7 +304,7 @@ def test_auto_upgrade_adopts_on_open(db: Db) -> None:
 def test_a_partial_schema_is_not_adopted(db: Db) -> None:
     engine = sa.create_engine(db.url)
     try:
-        metadata = _build_tables(db.prefix, sa.make_url(db.url).get_backend_name())[0]
+        metadata = build_tables(db.prefix, sa.make_url(db.url).get_backend_name())[0]
         metadata.tables[f"{db.prefix}audits"].create(engine)
     finally:
         engine.dispose()
