@@ -597,7 +597,7 @@ def test_a_failed_local_put_leaves_no_file_and_raises(tmp_path: Path) -> None:
 
 
 def test_read_options_the_filesystem_does_not_take_are_left_out() -> None:
-    from veritas_store_plugins.fsspec_blobs import _accepted
+    from veritas_store_plugins.fsspec_options import accepted as _accepted
 
     class Old(fsspec.AbstractFileSystem):
         async def _cat_file(self, path: str, version_id: Any = None) -> bytes:

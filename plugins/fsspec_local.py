@@ -1,0 +1,100 @@
+"""Blobs on local disk, atomically and durably: a hidden temporary file in the same folder,
+written and fsync'ed, renamed over the target, then the folder fsync'ed so the rename survives
+a crash; folders that a delete leaves empty are pruned. Large blobs are hashed on a helper
+thread while the disk works."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets as _secrets
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+HASH_ASIDE = 64 * 1024  # below this, hashing on another thread costs more than it saves
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Hashing:
+    """A small thread pool, started on first use (and again in a forked child, which does not
+    inherit its thread), that computes sha256 digests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def submit(self, data: bytes) -> Future[str]:
+        pool = self._pool
+        if pool is None or self._pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pid != os.getpid():
+                    workers = min(4, os.cpu_count() or 1)
+                    self._pool = ThreadPoolExecutor(workers, thread_name_prefix="veritas-sha256")
+                    self._pid = os.getpid()
+                pool = self._pool
+        return pool.submit(sha256, data)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pid == os.getpid():
+            pool.shutdown(wait=True)
+
+
+def fsync_folder(folder: str) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def put_atomically(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path``: all of it or nothing, durable when this returns."""
+    folder, name = os.path.split(path)
+    for attempt in range(5):
+        # Starts with "." so it is never a valid key: list() skips it.
+        temp = os.path.join(folder, f".{name}.{_secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+            # A new folder, or one a concurrent delete() pruned: made only then, so a
+            # save into an existing folder costs no stat or mkdir.
+            os.makedirs(folder, exist_ok=True)
+            continue
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        fsync_folder(folder)
+        return
+
+
+def prune_empty_folders(folder: str, root: str) -> None:
+    """Remove the folders that deleting a blob left empty, up to (not including) the root."""
+    top = root or "/"
+    while folder != top and folder.startswith(root + "/"):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return  # not empty (or already gone): stop
+        folder = os.path.dirname(folder)
