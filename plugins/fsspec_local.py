@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import secrets as _secrets
 import threading
@@ -60,26 +61,38 @@ def fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+# Temporary names: unique per process and call without a syscall per save (os.urandom is one);
+# the random token drawn once keeps a stale file of a reused PID from matching, and O_EXCL
+# catches whatever still collides.
+_TOKEN = _secrets.token_hex(4)
+_UNIQUE = itertools.count()
+_ATTEMPTS = 5
+
+
 def put_atomically(path: str, data: bytes) -> None:
     """Write ``data`` to ``path``: all of it or nothing, durable when this returns."""
     folder, name = os.path.split(path)
-    for attempt in range(5):
+    for attempt in range(_ATTEMPTS):
         # Starts with "." so it is never a valid key: list() skips it.
-        temp = os.path.join(folder, f".{name}.{_secrets.token_hex(8)}.tmp")
+        temp = os.path.join(folder, f".{name}.{_TOKEN}{os.getpid():x}-{next(_UNIQUE):x}.tmp")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileNotFoundError:
-            if attempt == 4:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except (FileNotFoundError, FileExistsError) as exc:
+            if attempt == _ATTEMPTS - 1:
                 raise
-            # A new folder, or one a concurrent delete() pruned: made only then, so a
-            # save into an existing folder costs no stat or mkdir.
-            os.makedirs(folder, exist_ok=True)
+            if isinstance(exc, FileNotFoundError):
+                # A new folder, or one a concurrent delete() pruned: made only then, so a
+                # save into an existing folder costs no stat or mkdir.
+                os.makedirs(folder, exist_ok=True)
             continue
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                view = memoryview(data)
+                while view:  # os.write may write less than asked
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):

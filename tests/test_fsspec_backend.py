@@ -616,3 +616,25 @@ def test_read_options_the_filesystem_does_not_take_are_left_out() -> None:
     assert _accepted(New(), wanted) == wanted
     assert _accepted(Open(), wanted) == wanted
     assert _accepted(Old(), {}) == {}
+
+
+def test_a_stale_temporary_file_with_the_same_name_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Temporary names come from a counter: one left behind by an earlier process with the same
+    PID must not be overwritten or make the put fail (O_EXCL, then the next name)."""
+    import itertools
+    import os
+
+    from veritas_store_plugins import fsspec_local
+
+    monkeypatch.setattr(fsspec_local, "_UNIQUE", itertools.count())
+    folder = tmp_path / "a"
+    folder.mkdir()
+    stale = folder / f".b.{fsspec_local._TOKEN}{os.getpid():x}-0.tmp"
+    stale.write_bytes(b"someone else's")
+    store = FsspecBlobStore(str(tmp_path))
+    info = store.put("a/b", b"new")
+    assert store.get("a/b") == b"new" and info.size == 3
+    assert stale.read_bytes() == b"someone else's"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["b", stale.name])
