@@ -11,6 +11,7 @@ import enum
 import math
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -95,3 +96,18 @@ def test_fast_check_agrees_with_the_full_check(value: dict[str, Any]) -> None:
         assert not expected_ok
     else:
         assert expected_ok
+
+
+def test_evolve_shares_the_frozen_json_and_copies_the_callers() -> None:
+    """A record's JSON fields are frozen copies of what the caller passed (so the caller's
+    dict can change afterwards); a record built from another record's frozen values shares
+    them, since neither can change them."""
+    mine = {"nested": {"list": [1, 2]}, "x": 1.5}
+    first = audit(domain_info=mine)
+    mine["nested"]["list"].append(3)
+    assert first.domain_info == {"nested": {"list": [1, 2]}, "x": 1.5}
+    second = attrs.evolve(first, narrative="changed")
+    assert second.domain_info is first.domain_info
+    with pytest.raises(TypeError, match="immutable"):
+        second.domain_info["nested"]["list"].append(4)  # type: ignore[index]
+    assert first.domain_info["nested"]["list"] == [1, 2]  # type: ignore[index]

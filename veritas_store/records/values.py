@@ -166,7 +166,11 @@ def _frozen_plain_json(value: Any) -> Any:
         return value
     if kind is float:
         return value if math.isfinite(value) else _NOT_PLAIN
-    if kind is dict or kind is FrozenDict:
+    if kind is FrozenDict or kind is FrozenList:
+        # Made only here or by freeze_json after the checks, and immutable all the way down:
+        # shared as it is (attrs.evolve re-runs every converter on every field it keeps).
+        return value
+    if kind is dict:
         copy = {}
         for key, item in value.items():
             if type(key) is not str or _unstorable(key) is not None:
@@ -176,7 +180,7 @@ def _frozen_plain_json(value: Any) -> Any:
                 return _NOT_PLAIN
             copy[key] = frozen
         return FrozenDict(copy)
-    if kind is list or kind is FrozenList:
+    if kind is list:
         items = []
         for item in value:
             frozen = _frozen_plain_json(item)
@@ -250,6 +254,8 @@ def freeze_json(value: Any) -> Any:
     Copying keeps a record from sharing objects with the caller; freezing keeps a reader (the
     memory backend hands out the stored object) from changing what is stored.
     """
+    if type(value) is FrozenDict or type(value) is FrozenList:
+        return value  # frozen all the way down already
     if isinstance(value, dict):
         return FrozenDict((k, freeze_json(v)) for k, v in value.items())
     if isinstance(value, list):
