@@ -27,7 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 import veritas_store as vs
 
-from .fsspec_local import HASH_ASIDE, Hashing, prune_empty_folders, put_atomically, sha256
+from .fsspec_local import prune_empty_folders, put_atomically
 from .fsspec_options import (
     DIALECTS,
     GENERIC,
@@ -94,7 +94,6 @@ class FsspecBlobStore:
         if "memory" not in protocols:  # fsspec's memory:// ends with the process
             capabilities.add(vs.Capability.DURABLE)
         self.capabilities = frozenset(capabilities)
-        self._hashing = Hashing()
 
     @staticmethod
     def check_options(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
@@ -149,17 +148,8 @@ class FsspecBlobStore:
         data = bytes(data)
         path = self._path(key)
         if self._local:
-            # A large blob is hashed on a helper thread while this one waits for the disk
-            # (both release the GIL): the digest costs no time beside the two fsyncs.
-            digest = self._hashing.submit(data) if len(data) >= HASH_ASIDE else None
-            try:
-                put_atomically(path, data)
-            except BaseException:
-                if digest is not None:
-                    digest.cancel()
-                raise
-            digest_hex = digest.result() if digest is not None else sha256(data)
-            return vs.BlobInfo(key, len(data), digest_hex, content_type)
+            put_atomically(path, data)
+            return vs.BlobInfo.of(key, data, content_type)
         else:
             kwargs: dict[str, Any] = {}
             if content_type is not None and self._dialect.content_type_kwarg is not None:
@@ -267,7 +257,6 @@ class FsspecBlobStore:
                 ) from None
 
     def close(self) -> None:
-        self._hashing.close()
         if not self._local:
             with self._guard():
                 self._fs.invalidate_cache()

@@ -1,50 +1,13 @@
 """Blobs on local disk, atomically and durably: a hidden temporary file in the same folder,
 written and fsync'ed, renamed over the target, then the folder fsync'ed so the rename survives
-a crash; folders that a delete leaves empty are pruned. Large blobs are hashed on a helper
-thread while the disk works."""
+a crash; folders that a delete leaves empty are pruned."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import os
 import secrets as _secrets
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-
-HASH_ASIDE = 64 * 1024  # below this, hashing on another thread costs more than it saves
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class Hashing:
-    """A small thread pool, started on first use (and again in a forked child, which does not
-    inherit its thread), that computes sha256 digests."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pid = 0
-
-    def submit(self, data: bytes) -> Future[str]:
-        pool = self._pool
-        if pool is None or self._pid != os.getpid():
-            with self._lock:
-                if self._pool is None or self._pid != os.getpid():
-                    workers = min(4, os.cpu_count() or 1)
-                    self._pool = ThreadPoolExecutor(workers, thread_name_prefix="veritas-sha256")
-                    self._pid = os.getpid()
-                pool = self._pool
-        return pool.submit(sha256, data)
-
-    def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None and self._pid == os.getpid():
-            pool.shutdown(wait=True)
 
 
 def fsync_folder(folder: str) -> None:

@@ -548,7 +548,7 @@ def test_open_stores_builds_it_from_config(tmp_path: Path, monkeypatch: pytest.M
     assert (tmp_path / "blobs" / "cfg" / "1.png").read_bytes() == PNG
 
 
-# --- the local put's digest (hashed beside the fsyncs for large blobs) -------------------------
+# --- the local put's digest --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [0, 1, 64 * 1024 - 1, 64 * 1024, 300_000])
@@ -561,7 +561,7 @@ def test_local_put_reports_the_sha256_of_what_it_wrote(tmp_path: Path, size: int
         assert (tmp_path / "blobs" / "a" / "b.png").read_bytes() == data
     finally:
         store.close()
-    # closed and opened again: the helper thread starts anew
+    # a put after close() still works on local disk (nothing to reopen)
     info = store.put("a/c.png", data)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
     store.close()

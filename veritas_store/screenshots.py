@@ -107,7 +107,9 @@ class ScreenshotStorage:
             audit = self._audits.get(audit_id)
             if audit is None:
                 raise AuditNotFound(f"audit {audit_id!r} not found; no screenshot was written")
-            shot = attrs.evolve(shot, sha256=self._blobs.put(key, image, content_type).sha256)
+            digest = self._blobs.put(key, image, content_type).sha256
+            # the fields were checked above; the digest is the blob store's (checked by the kit)
+            shot = Screenshot(index, label, key, len(image), content_type, digest)
             replaced = [s for s in audit.screenshots if s.index == index]
             kept = [s for s in audit.screenshots if s.index != index]
             screenshots = tuple(sorted([*kept, shot], key=lambda s: s.index))
