@@ -645,3 +645,34 @@ def test_the_sqlite_json_serializer_writes_what_json_dumps_writes(value: Any) ->
 
     assert json_dumps(value) == json.dumps(value)
     assert json_dumps(vs.records.values.freeze_json(value)) == json.dumps(value)
+
+
+# --- the options, stated once (plugins/sql_options.py) ----------------------------------------
+
+
+def test_the_store_takes_exactly_the_options_sqloptions_states(tmp_path: Any) -> None:
+    """SqlAuditStore's constructor is SqlOptions' (names, defaults, annotations), and
+    check_options applies SqlOptions' checks without creating anything."""
+    import inspect
+    import typing
+
+    from veritas_store_plugins.sql_options import SqlOptions
+
+    assert inspect.signature(SqlAuditStore) == inspect.signature(SqlOptions)
+    assert list(inspect.signature(SqlAuditStore).parameters)[:2] == ["url", "table_prefix"]
+    hints = typing.get_type_hints(SqlAuditStore.__init__)
+    assert hints["busy_timeout"] is float and hints["pool_size"] == int | None
+    target = tmp_path / "never" / "made.db"
+    for bad, message in [
+        ({"busy_timeout": -1}, "busy_timeout"),
+        ({"pool_size": "5"}, "pool_size"),
+        ({"table_prefix": "9bad"}, "table_prefix"),
+        ({"echo": "yes"}, "echo"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=message):
+            SqlAuditStore.check_options(url=f"sqlite:///{target}", **bad)
+        with pytest.raises((TypeError, ValueError), match=message):
+            SqlAuditStore(f"sqlite:///{target}", **bad)
+    assert not target.parent.exists()
+    SqlAuditStore.check_options(url=f"sqlite:///{target}", busy_timeout=5)
+    assert not target.parent.exists()
