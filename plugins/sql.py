@@ -38,7 +38,13 @@ from .sql_tables import (
     row_of,
     screenshot_values,
 )
-from .sql_transactions import DirectTransaction, HeldConnection, Runner, SqlAlchemyRunner
+from .sql_transactions import (
+    DirectTransaction,
+    HeldConnection,
+    Runner,
+    SqlAlchemyRunner,
+    tune_sqlite_connection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +137,7 @@ class SqlAuditStore(SqlOptions):
     def _tune_sqlite(self, busy_timeout: float) -> None:
         @sa.event.listens_for(self._engine, "connect")
         def _on_connect(dbapi_conn: Any, _connection_record: Any) -> None:
-            # Take transaction control from the sqlite3 module (SQLAlchemy's pysqlite recipe):
-            # it would BEGIN only at the first write, and upgrading a read transaction to a
-            # write one fails at once with "database is locked" when another thread writes.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            try:
-                cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-                cursor.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-                cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL
-                cursor.execute("PRAGMA foreign_keys = ON")  # for ON DELETE CASCADE
-            finally:
-                cursor.close()
+            tune_sqlite_connection(dbapi_conn, busy_timeout)
 
         @sa.event.listens_for(self._engine, "begin")
         def _on_begin(conn: sa.Connection) -> None:

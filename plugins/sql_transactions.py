@@ -3,7 +3,9 @@ and the SQLAlchemy Connection fallback for when someone listens."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -174,3 +176,30 @@ class SqlAlchemyRunner(Runner):
         if not fetch:
             return result.rowcount, (), []
         return -1, result.cursor.description, list(result.fetchall())
+
+
+def tune_sqlite_connection(dbapi_conn: Any, busy_timeout: float) -> None:
+    """Set up a new SQLite connection: transactions under our control, WAL, foreign keys."""
+    # Take transaction control from the sqlite3 module (SQLAlchemy's pysqlite recipe): it would
+    # BEGIN only at the first write, and upgrading a read transaction to a write one fails at
+    # once with "database is locked" when another thread writes.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        # Readers never block the writer. Switching a new database to WAL can fail at once
+        # with "database is locked" while another connection opens it (SQLite does not call
+        # the busy handler there), so it is retried until busy_timeout.
+        deadline = time.monotonic() + busy_timeout
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.002)
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL
+        cursor.execute("PRAGMA foreign_keys = ON")  # for ON DELETE CASCADE
+    finally:
+        cursor.close()
