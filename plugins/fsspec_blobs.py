@@ -150,17 +150,16 @@ class FsspecBlobStore:
         if self._local:
             put_atomically(path, data)
             return vs.BlobInfo.of(key, data, content_type)
-        else:
-            kwargs: dict[str, Any] = {}
-            if content_type is not None and self._dialect.content_type_kwarg is not None:
-                kwargs[self._dialect.content_type_kwarg] = content_type
-            with self._guard():
-                try:
-                    self._fs.pipe_file(path, data, **kwargs)
-                except FileNotFoundError:
-                    # A filesystem with real folders (sftp, ...) wants the parents first.
-                    self._fs.makedirs(path.rpartition("/")[0], exist_ok=True)
-                    self._fs.pipe_file(path, data, **kwargs)
+        kwargs: dict[str, Any] = {}
+        if content_type is not None and self._dialect.content_type_kwarg is not None:
+            kwargs[self._dialect.content_type_kwarg] = content_type
+        with self._guard():
+            try:
+                self._fs.pipe_file(path, data, **kwargs)
+            except FileNotFoundError:
+                # A filesystem with real folders (sftp, ...) wants the parents first.
+                self._fs.makedirs(path.rpartition("/")[0], exist_ok=True)
+                self._fs.pipe_file(path, data, **kwargs)
         return vs.BlobInfo.of(key, data, content_type)
 
     def get(self, key: str) -> bytes:
