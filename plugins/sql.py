@@ -65,13 +65,11 @@ class SqlAuditStore(SqlOptions):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()  # checks the options
         parsed, table_prefix = self._parsed_url, self._table_prefix
+        sqlite, memory = self._sqlite, self._in_memory
         try:
             self._engine = sa.create_engine(parsed, **self._engine_options)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise ValueError(f"cannot use database URL {self._safe_url}: {exc}") from None
-        self._prefix = table_prefix
-        sqlite = parsed.get_backend_name() == "sqlite"
-        memory = sqlite and parsed.database in (None, "", ":memory:")
         if sqlite and parsed.database and not memory and not parsed.database.startswith("file:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # an in-memory SQLite database ends with the process: nothing a journal could repair
@@ -87,7 +85,6 @@ class SqlAuditStore(SqlOptions):
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if sqlite and not memory else self._lock
         )
-        self._sqlite = sqlite
         # file SQLite only: in-memory SQLite has one StaticPool connection anyway
         held = sqlite and not memory
         self._held_writer = HeldConnection(shared=False) if held else None
@@ -193,7 +190,7 @@ class SqlAuditStore(SqlOptions):
         return [self._audits.c[name] for name in AUDIT_FIELDS]
 
     def __repr__(self) -> str:
-        return f"SqlAuditStore(url={self._safe_url!r}, table_prefix={self._prefix!r})"
+        return f"SqlAuditStore(url={self._safe_url!r}, table_prefix={self._table_prefix!r})"
 
     @property
     def engine(self) -> sa.Engine:
@@ -232,7 +229,7 @@ class SqlAuditStore(SqlOptions):
 
     def schema_current(self) -> dict[str, Any]:
         """The schema's state (empty, current, outdated, unversioned, ahead) and revisions."""
-        return {"table_prefix": self._prefix, **self._schema.current()}
+        return {"table_prefix": self._table_prefix, **self._schema.current()}
 
     def schema_history(self) -> list[dict[str, Any]]:
         """Every migration, oldest first, marked ``applied`` up to the database's revision."""
@@ -310,7 +307,7 @@ class SqlAuditStore(SqlOptions):
     ) -> tuple[vs.AuditEvent, ...]:
         vs.validate_audit_id(audit_id)
         events = list(events)
-        table, audits = self._metadata.tables[f"{self._prefix}events"], self._audits
+        table, audits = self._metadata.tables[f"{self._table_prefix}events"], self._audits
         with self._write_lock, self._writer.begin() as conn:
             # the audit's row lock serialises appenders (SQLite: the write transaction does)
             found = conn.execute(
@@ -346,7 +343,7 @@ class SqlAuditStore(SqlOptions):
     ) -> tuple[vs.AuditEvent, ...]:
         vs.validate_audit_id(audit_id)
         vs.validate_after(after, limit)
-        table, audits = self._metadata.tables[f"{self._prefix}events"], self._audits
+        table, audits = self._metadata.tables[f"{self._table_prefix}events"], self._audits
         query = (
             sa.select(table.c.type, table.c.data, table.c.seq, table.c.created_at)
             .where(table.c.audit_id == audit_id, table.c.seq > (after or 0))

@@ -46,8 +46,11 @@ class SqlOptions:
     _auto_upgrade: bool = False
 
     def __attrs_post_init__(self) -> None:
-        self._parsed_url, self._engine_options = _engine_args(self)
-        self._safe_url = safe_url(self._parsed_url)
+        parsed = self._parsed_url = _parse_url(self._url)
+        self._safe_url = safe_url(parsed)
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+        self._in_memory = self._sqlite and parsed.database in (None, "", ":memory:")
+        self._engine_options = _engine_args(self)
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -74,9 +77,9 @@ def _parse_url(url: object) -> URL:
         raise ValueError("url is not a valid SQLAlchemy database URL (not shown)") from None
 
 
-def _engine_args(o: SqlOptions) -> tuple[URL, dict[str, Any]]:
-    """Check every option; return the URL and the ``create_engine`` arguments."""
-    parsed = _parse_url(o._url)
+def _engine_args(o: SqlOptions) -> dict[str, Any]:
+    """Check every other option; return the ``create_engine`` arguments."""
+    parsed, sqlite, memory = o._parsed_url, o._sqlite, o._in_memory
     table_prefix, busy_timeout = o._table_prefix, o._busy_timeout
     if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
         raise ValueError(
@@ -94,9 +97,6 @@ def _engine_args(o: SqlOptions) -> tuple[URL, dict[str, Any]]:
     _check_int("max_overflow", o._max_overflow, -1)
     _check_int("pool_recycle", o._pool_recycle, -1)
 
-    backend = parsed.get_backend_name()
-    sqlite = backend == "sqlite"
-    memory = sqlite and parsed.database in (None, "", ":memory:")
     # A SQLite connection is a file handle: it cannot go stale, so it needs no ping.
     options: dict[str, Any] = {"echo": o._echo, "pool_pre_ping": o._pool_pre_ping and not sqlite}
     if not sqlite:
@@ -113,7 +113,7 @@ def _engine_args(o: SqlOptions) -> tuple[URL, dict[str, Any]]:
         options["json_serializer"] = json_dumps  # the same text as json.dumps
         if memory:  # one shared connection, so every thread sees the same database
             options["poolclass"] = StaticPool
-    elif backend in MYSQL:
+    elif parsed.get_backend_name() in MYSQL:
         # Writes: InnoDB's default REPEATABLE READ puts next-key (gap) locks on the child-row
         # DELETEs, a classic deadlock between concurrent writers. Reads still get a snapshot.
         options["isolation_level"] = "READ COMMITTED"
@@ -121,7 +121,7 @@ def _engine_args(o: SqlOptions) -> tuple[URL, dict[str, Any]]:
         parsed.get_dialect()  # an unknown database name
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
         raise ValueError(f"cannot use database URL {safe_url(parsed)}: {exc}") from None
-    return parsed, options
+    return options
 
 
 def safe_url(url: URL) -> str:
