@@ -219,12 +219,7 @@ def _section(raw: RawSection, name: str, source: str, base_dir: Path) -> Section
     if not backends:
         raise ConfigError("declare at least one backend", source=source, key=f"{name}.backends")
     for i, ref in enumerate(raw.read_order or ()):
-        if ref not in backends:
-            raise ConfigError(
-                f"{ref!r} is not a backend of [{name}] (declared: {', '.join(backends)})",
-                source=source,
-                key=f"{name}.read_order[{i}]",
-            )
+        _check_declared(ref, backends, name, source, f"{name}.read_order[{i}]")
     if not any(b.enabled for b in backends.values()):
         raise ConfigError(
             "every backend is disabled; enable at least one", source=source, key=f"{name}.backends"
@@ -234,17 +229,24 @@ def _section(raw: RawSection, name: str, source: str, base_dir: Path) -> Section
     return SectionConfig(backends, read_order, raw.read_repair, migration)
 
 
+def _check_declared(
+    ref: str, backends: dict[str, BackendConfig], section: str, source: str, key: str
+) -> None:
+    """``ref`` (in ``read_order`` or a migration) must name a backend of the section."""
+    if ref not in backends:
+        raise ConfigError(
+            f"{ref!r} is not a backend of [{section}] (declared: {', '.join(backends)})",
+            source=source,
+            key=key,
+        )
+
+
 def _migration(
     raw: RawMigration, backends: dict[str, BackendConfig], section: str, source: str
 ) -> MigrationConfig:
     where = f"{section}.migration"
     for key, ref in (("from", raw.from_), ("to", raw.to)):
-        if ref not in backends:
-            raise ConfigError(
-                f"{ref!r} is not a backend of [{section}] (declared: {', '.join(backends)})",
-                source=source,
-                key=f"{where}.{key}",
-            )
+        _check_declared(ref, backends, section, source, f"{where}.{key}")
     if raw.from_ == raw.to:
         raise ConfigError(
             f"'from' and 'to' name the same backend {raw.to!r}", source=source, key=f"{where}.to"
