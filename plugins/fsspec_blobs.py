@@ -27,6 +27,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 import veritas_store as vs
 
+from .fsspec_digest import sha256_beside
 from .fsspec_local import prune_empty_folders, put_atomically
 from .fsspec_options import (
     DIALECTS,
@@ -147,9 +148,10 @@ class FsspecBlobStore:
             )
         data = bytes(data)
         path = self._path(key)
+        sha256 = sha256_beside(data)  # hashed while the write below waits on the disk or network
         if self._local:
             put_atomically(path, data)
-            return vs.BlobInfo.of(key, data, content_type)
+            return vs.BlobInfo(key, len(data), sha256(), content_type)
         kwargs: dict[str, Any] = {}
         if content_type is not None and self._dialect.content_type_kwarg is not None:
             kwargs[self._dialect.content_type_kwarg] = content_type
@@ -160,7 +162,7 @@ class FsspecBlobStore:
                 # A filesystem with real folders (sftp, ...) wants the parents first.
                 self._fs.makedirs(path.rpartition("/")[0], exist_ok=True)
                 self._fs.pipe_file(path, data, **kwargs)
-        return vs.BlobInfo.of(key, data, content_type)
+        return vs.BlobInfo(key, len(data), sha256(), content_type)
 
     def get(self, key: str) -> bytes:
         vs.validate_blob_key(key)
