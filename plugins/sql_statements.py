@@ -107,9 +107,9 @@ class Prepared:
 
 
 def _bind_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Any:
-    """The column type's bind processor; for JSON on SQLite with the default serializer, one
-    that writes None (the optional JSON fields, JSON ``null``) without a trip through
-    ``json.dumps``."""
+    """The column type's bind processor; for JSON on SQLite with the default serializer, the
+    serializer itself (SQLAlchemy's processor adds two layers of calls around it), and None
+    (the optional JSON fields, JSON ``null``) written without a trip through it."""
     process = kind.dialect_impl(dialect).bind_processor(dialect)
     if process is _TO_FLOAT:
         # float(value) for a Double column (SQLite): every value bound here comes from a
@@ -117,22 +117,30 @@ def _bind_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> Any:
         return None
     if process is None or not _plain_sqlite_json(kind, dialect):
         return process
+    serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+    plain = (dict, list)  # a record's JSON: FrozenDict / FrozenList (subclasses), never a NULL
 
     def json_bind(value: Any) -> Any:
-        return "null" if value is None else process(value)
+        if value is None:
+            return "null"
+        return serialize(value) if isinstance(value, plain) else process(value)
 
     return json_bind
 
 
 def _result_processor(kind: sa.types.TypeEngine[Any], dialect: sa.Dialect, code: Any) -> Any:
-    """The column type's result processor; for JSON on SQLite, JSON ``null`` is read as None
-    without a trip through ``json.loads`` (SQL NULL stays None as before)."""
+    """The column type's result processor; for JSON on SQLite, ``json.loads`` itself on the
+    text (SQLAlchemy's processor adds two layers of calls around it), and JSON ``null`` read
+    as None without a trip through it (SQL NULL stays None as before)."""
     process = kind.result_processor(dialect, code)
     if process is None or not _plain_sqlite_json(kind, dialect):
         return process
+    loads = json.loads
 
     def json_result(value: Any) -> Any:
-        return None if value == "null" else process(value)
+        if type(value) is not str:
+            return process(value)  # SQL NULL, or a number SQLite kept as one
+        return None if value == "null" else loads(value)
 
     return json_result
 

@@ -64,6 +64,8 @@ class _UtcDateTime(sa.TypeDecorator[datetime]):
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            if type(value) is datetime and value.tzinfo is UTC:  # a record's: drop "+00:00"
+                return value.isoformat(" ", "microseconds")[:26]
             return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
         return process

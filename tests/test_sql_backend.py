@@ -647,6 +647,33 @@ def test_the_sqlite_json_serializer_writes_what_json_dumps_writes(value: Any) ->
     assert json_dumps(vs.records.values.freeze_json(value)) == json.dumps(value)
 
 
+@settings(max_examples=200, deadline=None)
+@given(_JSON, st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])))
+def test_the_sqlite_shortcut_processors_convert_as_sqlalchemy_s_own(
+    value: Any, when: datetime
+) -> None:
+    """The JSON and datetime processors the prepared statements use on SQLite give what
+    SQLAlchemy's processors give, both ways (they only skip SQLAlchemy's layers of calls)."""
+    from veritas_store_plugins.sql_statements import _bind_processor, _result_processor, json_dumps
+    from veritas_store_plugins.sql_tables import _UtcDateTime
+
+    dialect = sa.create_engine("sqlite://", json_serializer=json_dumps).dialect
+    kind = sa.JSON().dialect_impl(dialect)  # as Prepared holds the selected columns' types
+    theirs_bind = kind.bind_processor(dialect)
+    theirs_result = kind.result_processor(dialect, None)
+    ours_bind = _bind_processor(kind, dialect)
+    ours_result = _result_processor(kind, dialect, None)
+    for v in (value, vs.records.values.freeze_json(value)):
+        assert ours_bind(v) == theirs_bind(v)
+        assert ours_result(theirs_bind(v)) == theirs_result(theirs_bind(v))
+    assert ours_result(None) is None and ours_result(7) == theirs_result(7)
+
+    stamp = _UtcDateTime()
+    general = sa.DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert stamp.bind_processor(dialect)(when) == general(when.astimezone(UTC).replace(tzinfo=None))
+    assert stamp.bind_processor(dialect)(None) is None
+
+
 # --- the options, stated once (plugins/sql_options.py) ----------------------------------------
 
 
