@@ -207,6 +207,102 @@ def test_closing_waits_for_calls_under_way(tmp_path: Path, gated: list[GatedAudi
     asyncio.run(main())
 
 
+def test_a_call_cancelled_before_a_worker_takes_it_never_runs(
+    tmp_path: Path, gated: list[GatedAuditStore]
+) -> None:
+    cfg = config(tmp_path, g={"type": "gated", "gated_open": False})
+
+    async def main() -> None:
+        async with open_async_stores(cfg, plugins=[GatedPlugin()], max_threads=1) as stores:
+            store = gated[0]
+            busy = asyncio.ensure_future(stores.audits.get("a1"))  # holds the only worker
+            while store.active < 1:
+                await asyncio.sleep(0.005)
+            queued = asyncio.ensure_future(stores.audits.create(vs.Audit(id="q", url="https://q")))
+            await asyncio.sleep(0.05)
+            queued.cancel()
+            store.gate.set()
+            assert await busy is None
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            assert await stores.audits.get("q") is None  # the create never ran
+
+    asyncio.run(main())
+
+
+def test_the_caller_s_context_variables_and_errors_reach_across_the_hand_off(
+    tmp_path: Path,
+) -> None:
+    import contextvars
+
+    from veritas_store.aio.workers import Workers
+
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+    def stop() -> None:
+        raise StopIteration  # a future refuses StopIteration itself
+
+    async def main() -> None:
+        workers = Workers(2)
+        workers.start_all()
+        try:
+            who.set("the caller")
+            assert await workers.run(who.get) == "the caller"
+            assert await workers.run(threading.current_thread) is not threading.current_thread()
+            with pytest.raises(vs.AuditNotFound, match="x"):
+                await workers.run(_raise, vs.AuditNotFound("x"))
+            with pytest.raises(RuntimeError, match="StopIteration"):
+                await workers.run(stop)
+            await workers.drain()
+        finally:
+            workers.shutdown()
+
+    asyncio.run(main())
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+def test_a_program_that_never_closes_its_stores_exits_after_its_calls_finish(
+    tmp_path: Path,
+) -> None:
+    """The worker threads do not keep the process alive, and a call under way when the
+    program ends still finishes (its audit is in the database afterwards)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    db = tmp_path / "audits.db"
+    script = textwrap.dedent(f"""
+        import asyncio, time
+        import veritas_store as vs
+        from veritas_store.aio import open_async_stores
+
+        async def main():
+            stores = await open_async_stores({{"audits": {{"backends": {{"sql": {{
+                "type": "sql", "url": "sqlite:///{db}"}}}}}}, "blobs": {{"backends": {{
+                "m": {{"type": "memory"}}}}}}}})
+            create = stores.sync.audits.create
+            def slow_create(audit):
+                time.sleep(0.3)
+                create(audit)
+            stores._workers.run(slow_create, vs.Audit(id="late", url="https://late"))
+            await asyncio.sleep(0.05)  # the worker has it; the program ends without aclose()
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    with vs.open_stores(
+        {
+            "audits": {"backends": {"sql": {"type": "sql", "url": f"sqlite:///{db}"}}},
+            "blobs": {"backends": {"m": {"type": "memory"}}},
+        }
+    ) as stores:
+        assert stores.audits.get("late") is not None
+
+
 def test_a_cancelled_open_closes_what_it_opened(
     tmp_path: Path, gated: list[GatedAuditStore]
 ) -> None:

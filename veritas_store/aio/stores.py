@@ -88,7 +88,7 @@ class AsyncStores:
     async def _run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         if self._closed:
             raise RuntimeError("these AsyncStores are closed")
-        return await asyncio.wrap_future(self._workers.submit(fn, *args, **kwargs))
+        return await self._workers.run(fn, *args, **kwargs)
 
     async def _locked(self, audit_id: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a read-modify-write of one audit, after every earlier one on that audit."""
