@@ -21,6 +21,7 @@ operation would cost as much as the operation). PASS/FAIL compares the ratio (or
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import gc
 import json
 import os
@@ -565,6 +566,17 @@ def bench_async(report: Report, quick: bool, workdir: Path) -> None:
             pg.engine.dispose()
 
 
+class _OnPool:
+    """The sync audit store's calls, each awaited on a thread pool (``run_in_executor``)."""
+
+    def __init__(self, loop: Any, pool: Any, audits: Any) -> None:
+        self._loop, self._pool, self._audits = loop, pool, audits
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._audits, name)
+        return lambda *args: self._loop.run_in_executor(self._pool, method, *args)
+
+
 def async_lifecycles(
     report: Report, label: str, audits: dict[str, Any], rounds: int, ops: int, tasks: int = 50
 ) -> None:
@@ -602,6 +614,10 @@ def async_lifecycles(
                 for i in range(ops):
                     await alifecycle(stores.audits, f"{tag}-one-{r}-{i}")
 
+            async def hand_off(r: int) -> None:  # the floor: each sync call on a pool thread
+                for i in range(ops):
+                    await alifecycle(on_pool, f"{tag}-pool-{r}-{i}")
+
             async def many_tasks(r: int) -> None:
                 async def task(t: int) -> None:
                     for i in range(t, ops, tasks):
@@ -609,7 +625,11 @@ def async_lifecycles(
 
                 await asyncio.gather(*(task(t) for t in range(tasks)))
 
-            variants = {"sync": sync_api, "one": one_task, "many": many_tasks}
+            pool = concurrent.futures.ThreadPoolExecutor(16)
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(pool, time.sleep, 0.01) for _ in range(16)))
+            on_pool = _OnPool(loop, pool, sync.audits)
+            variants = {"sync": sync_api, "one": one_task, "many": many_tasks, "pool": hand_off}
             names = list(variants)
             seconds: dict[str, list[float]] = {name: [] for name in names}
             for r in range(rounds + 1):
@@ -618,6 +638,7 @@ def async_lifecycles(
                     await variants[name](r)
                     if r:
                         seconds[name].append((time.perf_counter() - start) / ops)
+            pool.shutdown()
             return seconds
 
     try:
@@ -635,6 +656,15 @@ def async_lifecycles(
             one,
             target,
             passed,
+        )
+    )
+    report.add(
+        Row(
+            f"async lifecycle {label}, 1 task",
+            one_rate,
+            f"run_in_executor per call {rate(1 / typical(seconds['pool']))}",
+            speed_ratio(seconds["one"], seconds["pool"]),
+            note="the floor: the sync API, each call handed to a pool thread and back",
         )
     )
     many = speed_ratio(seconds["many"], seconds["one"])
