@@ -149,13 +149,13 @@ class Workers:
         """Let every thread end once the calls already handed over are done."""
         if not self._closed:
             self._closed = True
-            _LIVE.discard(self)
             for _ in self._threads:
                 self._jobs.put(None)
 
 
 # Worker threads are daemons so that a program that never closes its stores can still exit;
-# at exit, as ThreadPoolExecutor does, the calls already handed over finish first.
+# at exit, as ThreadPoolExecutor does, the calls already handed over finish first (those of
+# shut-down workers too: a running thread keeps its Workers, and so its entry here, alive).
 _LIVE: weakref.WeakSet[Workers] = weakref.WeakSet()
 
 
