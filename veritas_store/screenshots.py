@@ -41,7 +41,8 @@ _DATA_URL = re.compile(r"^data:image/[A-Za-z0-9.+-]+;base64,", re.IGNORECASE)
 
 def sniff_image(data: bytes) -> tuple[str, str]:
     """``(extension, content_type)`` of PNG, JPEG, WebP or GIF data, by magic bytes."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+    # PNG: the signature, then the IHDR chunk (always 13 bytes long), then its data
+    if data.startswith(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR") and len(data) > 16:
         return "png", "image/png"
     if data.startswith(b"\xff\xd8\xff") and len(data) > 3:
         return "jpg", "image/jpeg"
