@@ -13,7 +13,11 @@ import veritas_store as vs
 
 
 class MemoryAuditStore:
-    capabilities = frozenset({vs.Capability.LIST, vs.Capability.FILTERS, vs.Capability.EVENTS})
+    # INLINE: a call only computes and holds the lock for a few dictionary operations, so it
+    # never waits in the sense of vs.Capability.INLINE and runs on the event loop as it is.
+    capabilities = frozenset(
+        {vs.Capability.LIST, vs.Capability.FILTERS, vs.Capability.EVENTS, vs.Capability.INLINE}
+    )
 
     def __init__(self) -> None:
         self._audits: dict[str, vs.Audit] = {}
@@ -88,7 +92,8 @@ class MemoryAuditStore:
 
 
 class MemoryBlobStore:
-    capabilities = frozenset({vs.Capability.LIST})  # no URLS: nothing outside can read memory
+    # no URLS: nothing outside can read memory; INLINE as for the audits
+    capabilities = frozenset({vs.Capability.LIST, vs.Capability.INLINE})
 
     def __init__(self) -> None:
         self._blobs: dict[str, tuple[bytes, str | None]] = {}

@@ -2,8 +2,9 @@
 
 The store is here; the rest of the backend is beside it: ``sql_options`` (its options, stated
 once), ``sql_tables`` (tables, column types, rows <-> records), ``sql_statements`` and
-``sql_transactions`` (statements compiled once, run on a DB-API connection), ``sql_listing``
-(``list()``), ``sql_schema`` (Alembic schema versions; migrations in ``sql_migrations/``).
+``sql_transactions`` (statements compiled once, run on a DB-API connection), ``sql_inline``
+(SQLite calls on the async API's event loop), ``sql_listing`` (``list()``), ``sql_schema``
+(Alembic schema versions; migrations in ``sql_migrations/``).
 Opening a store creates an empty database at the latest revision and refuses an outdated one
 unless ``auto_upgrade`` is set; ``veritas-store db`` uses ``open_for_migrations`` and the
 ``schema_*`` methods.
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 
 import veritas_store as vs
 
+from .sql_inline import InlineLane, not_inline
 from .sql_listing import child_columns, listing_query, load_audits
 from .sql_options import SqlOptions
 from .sql_schema import Schema
@@ -43,7 +45,7 @@ from .sql_transactions import (
     HeldConnection,
     Runner,
     SqlAlchemyRunner,
-    tune_sqlite_connection,
+    tune_sqlite_engine,
 )
 
 log = logging.getLogger(__name__)
@@ -85,12 +87,18 @@ class SqlAuditStore(SqlOptions):
         self._write_lock: AbstractContextManager[Any] = (
             threading.Lock() if sqlite and not memory else self._lock
         )
+        # Calls attempted on the event loop (vs.Capability.INLINE): see InlineLane
+        self._lane = (
+            InlineLane(parsed, self._engine, self._write_lock) if self._runs_inline else None
+        )
+        if self._lane is not None:
+            self.capabilities = self.capabilities | {vs.Capability.INLINE}
         # file SQLite only: in-memory SQLite has one StaticPool connection anyway
         held = sqlite and not memory
         self._held_writer = HeldConnection(shared=False) if held else None
         self._held_reader = HeldConnection(shared=True) if held else None
         if sqlite:
-            self._tune_sqlite(self._busy_timeout)
+            tune_sqlite_engine(self._engine, self._busy_timeout)
             self._reader = self._engine
         else:
             # get() and list() read a row, then its children: one snapshot for both
@@ -130,17 +138,6 @@ class SqlAuditStore(SqlOptions):
         """Raise ValueError or TypeError for bad options, creating and connecting nothing
         (``open_stores`` asks every backend this before it opens any)."""
         SqlOptions(**options)
-
-    def _tune_sqlite(self, busy_timeout: float) -> None:
-        @sa.event.listens_for(self._engine, "connect")
-        def _on_connect(dbapi_conn: Any, _connection_record: Any) -> None:
-            tune_sqlite_connection(dbapi_conn, busy_timeout)
-
-        @sa.event.listens_for(self._engine, "begin")
-        def _on_begin(conn: sa.Connection) -> None:
-            # Writers take the write lock up front (waiting up to busy_timeout for it).
-            write = conn.get_execution_options().get("veritas_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     def _open_schema(self, auto_upgrade: bool) -> None:
         try:
@@ -210,7 +207,12 @@ class SqlAuditStore(SqlOptions):
         """
         engine = self._engine
         dispatch = engine.dispatch
-        if engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        listened = engine.echo or dispatch.before_cursor_execute or dispatch.after_cursor_execute
+        if not vs.may_wait():  # attempted on the event loop
+            if self._lane is None or listened:
+                raise vs.WouldBlock(f"{self!r} runs its calls on a worker")
+            return self._lane.transaction(write)
+        if listened:
             return self._through_sqlalchemy(write)
         lock = self._write_lock if write else self._lock
         if self._sqlite:
@@ -291,6 +293,7 @@ class SqlAuditStore(SqlOptions):
         created_before: datetime | None = None,
         order: str = "newest",
     ) -> vs.AuditPage:
+        not_inline("list()")
         query_filter = vs.ListFilter(status, risk_level, url, created_after, created_before, order)
         vs.validate_limit(limit)
         query = listing_query(
@@ -306,6 +309,7 @@ class SqlAuditStore(SqlOptions):
         self, audit_id: str, events: Iterable[vs.AuditEvent]
     ) -> tuple[vs.AuditEvent, ...]:
         vs.validate_audit_id(audit_id)
+        not_inline("append_events()")
         events = list(events)
         table, audits = self._metadata.tables[f"{self._table_prefix}events"], self._audits
         with self._write_lock, self._writer.begin() as conn:
@@ -343,6 +347,7 @@ class SqlAuditStore(SqlOptions):
     ) -> tuple[vs.AuditEvent, ...]:
         vs.validate_audit_id(audit_id)
         vs.validate_after(after, limit)
+        not_inline("events()")
         table, audits = self._metadata.tables[f"{self._table_prefix}events"], self._audits
         query = (
             sa.select(table.c.type, table.c.data, table.c.seq, table.c.created_at)
@@ -361,6 +366,8 @@ class SqlAuditStore(SqlOptions):
         return tuple(vs.AuditEvent(*row) for row in rows)
 
     def close(self) -> None:
+        if self._lane is not None:  # first: its checkpointer takes the write lock
+            self._lane.close()
         if self._held_writer is not None and self._held_reader is not None:
             with self._write_lock:  # not while a write is using it
                 self._held_writer.release()

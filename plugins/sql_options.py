@@ -44,6 +44,7 @@ class SqlOptions:
     _pool_pre_ping: bool = True
     _pool_recycle: int | None = None
     _auto_upgrade: bool = False
+    _inline: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         parsed = self._parsed_url = _parse_url(self._url)
@@ -51,6 +52,16 @@ class SqlOptions:
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self._in_memory = self._sqlite and parsed.database in (None, "", ":memory:")
         self._engine_options = _engine_args(self)
+        # The async API's calls on the event loop: a SQLite file unless turned off. A server
+        # answers over the network and in-memory SQLite shares one connection under a lock.
+        if self._inline is not None:
+            _check_bool("inline", self._inline)
+            if self._inline and (not self._sqlite or self._in_memory):
+                raise ValueError(
+                    "inline applies only to a SQLite database file "
+                    f"(this url is {'in-memory SQLite' if self._sqlite else 'a server'})"
+                )
+        self._runs_inline = self._sqlite and not self._in_memory and self._inline is not False
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

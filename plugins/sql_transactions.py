@@ -44,17 +44,9 @@ class DirectTransaction(Runner):
         self.cursor: Any = None
 
     def __enter__(self) -> DirectTransaction:
-        self.lock.__enter__()
+        self._take_lock()
         try:
-            held = self.held
-            if held is not None and not held.claim():
-                held = self.held = None  # another reader has it: one from the pool
-            if held is not None and held.conn is not None and held.conn.is_valid:
-                self.conn = held.conn
-            else:
-                self.conn = self.engine.raw_connection()  # pre-pinged when pool_pre_ping is on
-                if held is not None:
-                    held.conn = self.conn
+            self.conn = self._connection()
             if self.snapshot:
                 self.dialect.set_isolation_level(self.conn.dbapi_connection, "REPEATABLE READ")
             self.cursor = self.conn.cursor()
@@ -64,6 +56,20 @@ class DirectTransaction(Runner):
             self.__exit__(type(exc), exc, None)
             raise
         return self
+
+    def _take_lock(self) -> None:
+        self.lock.__enter__()
+
+    def _connection(self) -> Any:
+        held = self.held
+        if held is not None and not held.claim():
+            held = self.held = None  # another reader has it: one from the pool
+        if held is not None and held.conn is not None and held.conn.is_valid:
+            return held.conn
+        conn = self.engine.raw_connection()  # pre-pinged when pool_pre_ping is on
+        if held is not None:
+            held.conn = conn
+        return conn
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         try:
@@ -176,6 +182,20 @@ class SqlAlchemyRunner(Runner):
         if not fetch:
             return result.rowcount, (), []
         return -1, result.cursor.description, list(result.fetchall())
+
+
+def tune_sqlite_engine(engine: sa.Engine, busy_timeout: float) -> None:
+    """Every new connection of ``engine`` tuned (below); a transaction SQLAlchemy begins is
+    ``BEGIN IMMEDIATE`` for a writer (it waits up to busy_timeout for the write lock up front)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _connection_record: Any) -> None:
+        tune_sqlite_connection(dbapi_conn, busy_timeout)
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("veritas_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def tune_sqlite_connection(dbapi_conn: Any, busy_timeout: float) -> None:

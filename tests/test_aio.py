@@ -58,9 +58,11 @@ class GatedAuditStore(MemoryAuditStore):
     """A memory audit store whose opening and ``get`` wait until the event loop lets them go.
 
     If the async API ran either on the event loop, the loop could not open the gate and the
-    call would fail after ``WAIT`` seconds.
+    call would fail after ``WAIT`` seconds. It waits, so it must not declare ``inline`` as the
+    memory store it extends does (``test_inline.py`` covers the stores that do).
     """
 
+    capabilities = MemoryAuditStore.capabilities - {vs.Capability.INLINE}
     instances: list[GatedAuditStore] = []
 
     def __init__(self, gated_open: bool = True) -> None:

@@ -824,7 +824,8 @@ def test_eight_threads_hammering_a_composite_lose_nothing(tmp_path: Path, backen
 @pytest.mark.parametrize(
     ("blobs", "expected"),
     [
-        ({"m": memory()}, {vs.Capability.LIST}),
+        # INLINE: every backend declares it and one write is the whole put (not two at once)
+        ({"m": memory()}, {vs.Capability.LIST, vs.Capability.INLINE}),
         ({"m": memory(), "disk": local(Path("blobs"))}, {vs.Capability.LIST, vs.Capability.URLS}),
         ({"m": memory(), "mm": {"type": "fsspec", "url": "memory://caps"}}, {vs.Capability.LIST}),
         ({"none": faulty("memory", capabilities=[])}, set()),
@@ -842,6 +843,7 @@ def test_composite_capabilities_come_from_its_backends(
             vs.Capability.LIST,
             vs.Capability.FILTERS,
             vs.Capability.EVENTS,
+            vs.Capability.INLINE,
         }
 
 

@@ -113,6 +113,13 @@ class TrustsTheModel(MemoryAuditStore):  # does not check ids itself
             self._audits[audit.id] = audit
 
 
+class RefusesLate(MemoryAuditStore):  # inline, but says WouldBlock after it has written
+    def update(self, audit):
+        super().update(audit)
+        if not vs.may_wait():
+            raise vs.WouldBlock("too late: the audit is replaced already")
+
+
 class ClaimsUrls(MemoryBlobStore):  # declares what it cannot do
     capabilities = frozenset({vs.Capability.LIST, vs.Capability.URLS})
 
@@ -146,6 +153,12 @@ class TestTrustsTheModel(AuditStoreContract):
     @pytest.fixture
     def audit_store(self):
         return TrustsTheModel()
+
+
+class TestRefusesLate(AuditStoreContract):
+    @pytest.fixture
+    def audit_store(self):
+        return RefusesLate()
 
 
 class TestClaimsUrls(BlobStoreContract):
@@ -188,6 +201,7 @@ def test_the_kit_fails_what_is_broken(tmp_path: Path) -> None:
         # it inherits the FILTERS declaration but its list() takes only the 1.0 arguments
         "TestTiesLost::test_list_filters_combine_and_page",
         "TestTrustsTheModel::test_bad_ids_raise_invalid_key_and_write_nothing",
+        "TestRefusesLate::test_inline_calls_finish_or_refuse_having_changed_nothing",
         "TestClaimsUrls::test_url_reads_the_blob",
         "TestClaimsUrls::test_url_bad_expires_is_a_value_error",
         "TestClaimsUrls::test_bad_keys_raise_invalid_key_and_write_nothing",

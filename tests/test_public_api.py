@@ -117,5 +117,6 @@ def test_capability_values_are_stable() -> None:
         "EVENTS": "events",
         "NATIVE_ASYNC": "native_async",
         "DURABLE": "durable",
+        "INLINE": "inline",
     }
     assert {"list"} == vs.DEFAULT_CAPABILITIES

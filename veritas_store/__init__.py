@@ -5,6 +5,7 @@ Everything a user or a plugin author needs is exported here; nothing else is pub
 """
 
 from .plugin_api.hookspecs import PLUGIN_API_VERSION, hookimpl
+from .plugin_api.inline import held, may_wait
 from .plugin_api.protocols import (
     DEFAULT_CAPABILITIES,
     AuditStore,
@@ -28,6 +29,7 @@ from .records.errors import (
     PluginError,
     SchemaError,
     VeritasStoreError,
+    WouldBlock,
     WriteError,
 )
 from .records.keys import validate_audit_id, validate_blob_key, validate_blob_prefix
@@ -77,11 +79,14 @@ __all__ = [
     "ScreenshotStorage",
     "Stores",
     "VeritasStoreError",
+    "WouldBlock",
     "WriteError",
     "capabilities_of",
     "decode_cursor",
     "encode_cursor",
+    "held",
     "hookimpl",
+    "may_wait",
     "open_stores",
     "paginate",
     "utcnow",

@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from .plugin_api.inline import held
 from .plugin_api.protocols import Capability, capabilities_of
 from .records.errors import AuditNotFound, InvalidRecord
 from .records.keys import validate_audit_id
@@ -154,6 +155,11 @@ class AuditRecorder:
         self._screenshots: ScreenshotStorage = stores.screenshots
         self._locks = stores.locks
 
+    def _hold(self, audit_id: str) -> Any:
+        """The audit's lock. ``started``, ``completed`` and ``failed`` write once, last, so the
+        async API may attempt them on its event loop: then a lock in use is ``WouldBlock``."""
+        return held(self._locks(audit_id), f"the lock of audit {audit_id!r}")
+
     def started(
         self,
         audit_id: str,
@@ -164,7 +170,7 @@ class AuditRecorder:
         """The audit exists with status running and ``started_at`` set."""
         validate_audit_id(audit_id)
         now = utcnow()
-        with self._locks(audit_id):
+        with self._hold(audit_id):
             existing = self._audits.get(audit_id)
             if existing is None:
                 try:
@@ -205,7 +211,7 @@ class AuditRecorder:
             raise InvalidRecord(f"result must be a dict, got {type(result).__name__}")
         fields, extra = fields_of_result(result)
         now = utcnow()
-        with self._locks(audit_id):
+        with self._hold(audit_id):
             audit = self._audits.get(audit_id)
             if audit is None:
                 raise AuditNotFound(f"audit {audit_id!r} was never started")
@@ -235,7 +241,7 @@ class AuditRecorder:
         # The error text must never be lost: coerce it to text that every backend can store.
         error = (error if isinstance(error, str) else str(error)).replace("\x00", "")
         now = utcnow()
-        with self._locks(audit_id):
+        with self._hold(audit_id):
             audit = self._audits.get(audit_id)
             if audit is None:
                 audit = Audit(

@@ -5,6 +5,10 @@ Each coroutine is the sync method itself run on a worker thread (``_on_worker``)
 read-modify-write of one audit, run after every earlier one on that audit (``_per_audit``).
 Both take the sync method's signature, defaults and docstring, so the async API has no rule,
 default or argument check of its own to drift from the sync one.
+
+Single-audit calls (``inline=True``) are first attempted on the event loop itself when the
+audit composite declares ``Capability.INLINE``, and handed to a worker only if they would wait
+(``AsyncStores._attempt``; docs/async.md, "Where a call runs").
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..composite.audits import CompositeAuditStore
 from ..composite.blobs import CompositeBlobStore
+from ..plugin_api.inline import no_wait
+from ..plugin_api.protocols import Capability
 from ..recorder import AuditRecorder
+from ..records.errors import WouldBlock
 from ..records.keys import validate_audit_id, validate_blob_prefix
 from ..records.model import AuditEvent
 from ..screenshots import ScreenshotStorage
@@ -34,21 +41,24 @@ _LIST_CHUNK = 1000  # blob keys fetched per worker call while iterating a listin
 
 
 def _on_worker(
-    method: Callable[Concatenate[Any, P], T],
+    method: Callable[Concatenate[Any, P], T], *, inline: bool = False
 ) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
-    """The coroutine twin of a sync method: ``self._sync``'s method, run by ``self._run``."""
+    """The coroutine twin of a sync method: ``self._sync``'s method, run by ``self._run`` (or
+    ``self._attempt``, which tries the event loop first, when ``inline``)."""
     name = method.__name__
+    runner = "_attempt" if inline else "_run"
 
     @functools.wraps(method)
     async def twin(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        result: T = await self._run(getattr(self._sync, name), *args, **kwargs)
+        run = getattr(self, runner)
+        result: T = await run(getattr(self._sync, name), *args, **kwargs)
         return result
 
     return twin
 
 
 def _per_audit(
-    method: Callable[Concatenate[Any, P], T],
+    method: Callable[Concatenate[Any, P], T], *, inline: bool = False
 ) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
     """As ``_on_worker``, queued behind the calls on the same ``audit_id`` (``self._locked``)."""
     name = method.__name__
@@ -57,7 +67,8 @@ def _per_audit(
     @functools.wraps(method)
     async def twin(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
         audit_id = bind(self, *args, **kwargs).arguments["audit_id"]
-        result: T = await self._locked(audit_id, getattr(self._sync, name), *args, **kwargs)
+        fn = getattr(self._sync, name)
+        result: T = await self._locked(audit_id, inline, fn, *args, **kwargs)
         return result
 
     return twin
@@ -81,7 +92,9 @@ class AsyncStores:
             weakref.WeakValueDictionary()
         )
         self._closed = False
-        self.audits = AsyncAuditStore(stores.audits, self._run)
+        # Whether single-audit calls are attempted on the event loop first (see _attempt).
+        self.inline = Capability.INLINE in stores.audits.capabilities
+        self.audits = AsyncAuditStore(stores.audits, self._run, self._attempt)
         self.blobs = AsyncBlobStore(stores.blobs, self._run)
         self.screenshots = AsyncScreenshotStorage(self)
 
@@ -90,14 +103,33 @@ class AsyncStores:
             raise RuntimeError("these AsyncStores are closed")
         return await self._workers.run(fn, *args, **kwargs)
 
-    async def _locked(self, audit_id: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run a read-modify-write of one audit, after every earlier one on that audit."""
+    async def _attempt(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run an audit call on the event loop if it can finish without waiting, else on a
+        worker. A hand-off to a worker and back costs ~100 µs on a small VM, about what a
+        SQLite read does; the attempt costs a turn of the loop and, when the call would
+        wait, the ``WouldBlock`` it raises before it has changed anything."""
+        if self.inline:
+            await asyncio.sleep(0)  # the other ready tasks first, as a hand-off would let them
+            if self._closed:
+                raise RuntimeError("these AsyncStores are closed")
+            try:
+                with no_wait():
+                    return fn(*args, **kwargs)
+            except WouldBlock:
+                pass  # it would have waited: run it where it may
+        return await self._run(fn, *args, **kwargs)
+
+    async def _locked(
+        self, audit_id: str, inline: bool, fn: Callable[..., T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """Run a read-modify-write of one audit, after every earlier one on that audit
+        (attempted on the event loop first when ``inline``, see ``_attempt``)."""
         validate_audit_id(audit_id)  # before it becomes a lock key
         lock = self._audit_locks.get(audit_id)
         if lock is None:  # kept alive by its holder and waiters, then dropped
             lock = self._audit_locks[audit_id] = asyncio.Lock()
         async with lock:
-            return await self._run(fn, *args, **kwargs)
+            return await (self._attempt if inline else self._run)(fn, *args, **kwargs)
 
     async def aclose(self) -> None:
         """Wait for the operations under way, then close every backend. Safe to call twice."""
@@ -124,9 +156,15 @@ class AsyncStores:
 class _AsyncComposite:
     """A composite's coroutines: what the audit and the blob one have in common."""
 
-    def __init__(self, composite: CompositeAuditStore | CompositeBlobStore, run: Runner) -> None:
+    def __init__(
+        self,
+        composite: CompositeAuditStore | CompositeBlobStore,
+        run: Runner,
+        attempt: Runner | None = None,
+    ) -> None:
         self._sync = composite
         self._run = run
+        self._attempt = attempt or run
 
     @property
     def sync(self) -> Any:
@@ -151,11 +189,11 @@ class AsyncAuditStore(_AsyncComposite):
         return await self._run(self._sync.append_events, audit_id, list(events))
 
     # A line per method: delegating to the composite is all each does (see ``_on_worker``).
-    create = _on_worker(CompositeAuditStore.create)
-    get = _on_worker(CompositeAuditStore.get)
-    get_with_source = _on_worker(CompositeAuditStore.get_with_source)
-    update = _on_worker(CompositeAuditStore.update)
-    delete = _on_worker(CompositeAuditStore.delete)
+    create = _on_worker(CompositeAuditStore.create, inline=True)
+    get = _on_worker(CompositeAuditStore.get, inline=True)
+    get_with_source = _on_worker(CompositeAuditStore.get_with_source, inline=True)
+    update = _on_worker(CompositeAuditStore.update, inline=True)
+    delete = _on_worker(CompositeAuditStore.delete, inline=True)
     list = _on_worker(CompositeAuditStore.list)
     events = _on_worker(CompositeAuditStore.events)
     close = _on_worker(CompositeAuditStore.close)
@@ -237,7 +275,8 @@ class AsyncAuditRecorder:
         self._sync = AuditRecorder(stores.sync)
         self._locked = stores._locked
 
-    started = _per_audit(AuditRecorder.started)
-    completed = _per_audit(AuditRecorder.completed)
-    failed = _per_audit(AuditRecorder.failed)
+    # started, completed and failed write one audit once, last: they can be attempted inline
+    started = _per_audit(AuditRecorder.started, inline=True)
+    completed = _per_audit(AuditRecorder.completed, inline=True)
+    failed = _per_audit(AuditRecorder.failed, inline=True)
     event = _per_audit(AuditRecorder.event)

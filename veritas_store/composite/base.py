@@ -21,7 +21,9 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ..plugin_api.inline import may_wait
 from ..plugin_api.protocols import Capability, capabilities_of
+from ..records.errors import WouldBlock
 from .journal import Journal
 from .resilience import Guarded, Resilience
 from .routing import Routing
@@ -69,6 +71,30 @@ def needs_journal(write: list[Member[Any]], parallel: bool) -> bool:
         return False  # one backend: nothing to miss
     may_miss = write if parallel or not write[0].required else write[1:]
     return any(Capability.DURABLE in capabilities_of(m.store) for m in may_miss)
+
+
+def runs_inline(
+    members: list[Member[Any]],
+    write: list[Member[Any]],
+    parallel: bool,
+    capabilities: dict[str, frozenset[str]],
+    plain_reads: bool,
+) -> bool:
+    """Whether a composite's calls may be attempted on the event loop (``Capability.INLINE``).
+
+    Only when nothing but the first backend written can make the call wait before it changes
+    something: every backend declares ``inline``; none has a deadline or retries (they use
+    threads and sleeps); no journal is needed (its own SQLite transactions could wait); the
+    writes go one after the other; and reads are plain (no read-repair, no shadow comparison).
+    """
+    return (
+        plain_reads
+        and not (parallel and len(write) > 1)
+        and not needs_journal(write, parallel)
+        and all(
+            Capability.INLINE in capabilities[m.name] and not m.resilience.active for m in members
+        )
+    )
 
 
 def difference(a: V | None, b: V | None, describe: Callable[[V, V], str]) -> str | None:
@@ -123,6 +149,9 @@ class Composite(Generic[S]):
         self.capabilities: frozenset[str] = _INHERITED & frozenset().union(
             *(self._capabilities[m.name] for m in self._read)
         )
+        plain_reads = routing.compare is None and not read_repair
+        if runs_inline(routed, self._write, self._parallel, self._capabilities, plain_reads):
+            self.capabilities = self.capabilities | {Capability.INLINE}
 
     # -- introspection -------------------------------------------------------------------
 
@@ -169,6 +198,15 @@ class Composite(Generic[S]):
 
     # -- plumbing ------------------------------------------------------------------------
 
+    def _inline_or_refuse(self) -> bool:
+        """Whether this call is an attempt on the event loop; ``WouldBlock`` at once if it is
+        and this composite cannot run one (``Capability.INLINE``), before anything is done."""
+        if may_wait():
+            return False
+        if Capability.INLINE not in self.capabilities:
+            raise WouldBlock(f"the {self.kind} composite cannot run a call without waiting")
+        return True
+
     def _hook(self, name: str, **arguments: Any) -> None:
         if self._notify is not None:
             self._notify(name, **arguments)
@@ -192,8 +230,9 @@ class Composite(Generic[S]):
             error=exc,
         )
 
-    def _run(self, calls: list[Callable[[], T]]) -> list[T | Exception]:
-        """Run calls concurrently; each result is a value or the exception it raised."""
+    def _run(self, calls: list[Callable[[], T]], *, inline: bool = False) -> list[T | Exception]:
+        """Run calls concurrently (one after the other when ``inline``: no thread hand-offs);
+        each result is a value or the exception it raised."""
 
         def capture(call: Callable[[], T]) -> T | Exception:
             try:
@@ -201,7 +240,7 @@ class Composite(Generic[S]):
             except Exception as exc:
                 return exc
 
-        if len(calls) <= 1:
+        if len(calls) <= 1 or inline:
             return [capture(c) for c in calls]
         with self._pool_lock:
             if self._pool is None:

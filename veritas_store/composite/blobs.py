@@ -12,8 +12,9 @@ import mimetypes
 from collections.abc import Iterator
 from typing import Any
 
+from ..plugin_api.inline import may_wait
 from ..plugin_api.protocols import BlobStore, Capability
-from ..records.errors import BackendUnavailable, BlobNotFound, ChecksumMismatch
+from ..records.errors import BackendUnavailable, BlobNotFound, ChecksumMismatch, WouldBlock
 from ..records.keys import validate_blob_key, validate_blob_prefix
 from ..records.model import BlobInfo
 from .base import Member, difference
@@ -103,6 +104,8 @@ class CompositeBlobStore(FanOut[Any], Reads[Any]):
         backends that do not.
         """
         validate_blob_key(key)
+        if not may_wait():
+            raise WouldBlock("url() is not attempted without waiting")  # asks several backends
         if isinstance(expires, bool) or not isinstance(expires, int) or expires <= 0:
             # the caller's error, not a backend failure to skip
             raise ValueError(f"expires must be a positive number of seconds, got {expires!r}")

@@ -20,7 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..records.errors import AuditExists, AuditNotFound, NotAttempted, WriteError
+from ..plugin_api.inline import waiting_allowed
+from ..records.errors import AuditExists, AuditNotFound, NotAttempted, WouldBlock, WriteError
 from .base import Composite, S
 
 log = logging.getLogger("veritas_store.composite")
@@ -28,7 +29,8 @@ log = logging.getLogger("veritas_store.composite")
 T = TypeVar("T")
 
 # Errors that are answers, not failures: the leader raising one ends the write unchanged.
-_LOGICAL = (AuditExists, AuditNotFound)
+# WouldBlock too: an attempt on the event loop whose leader would have waited, to run again.
+_LOGICAL = (AuditExists, AuditNotFound, WouldBlock)
 
 
 class FanOut(Composite[S]):
@@ -46,8 +48,11 @@ class FanOut(Composite[S]):
         """Write through every backend; return the leader's result and the followers' results.
 
         The write's intent is journaled first; it is cleared when every backend has the write
-        (or a logical refusal left every backend untouched), and kept otherwise.
+        (or a logical refusal left every backend untouched), and kept otherwise. Attempted on
+        the event loop (``Capability.INLINE``), only the leader may raise ``WouldBlock``: the
+        followers come after a change, so they are allowed to wait.
         """
+        inline = self._inline_or_refuse()
         entry_id = None
         if self.journal is not None:
             try:
@@ -62,7 +67,7 @@ class FanOut(Composite[S]):
                 ) from exc
         outcomes: dict[str, BaseException | None] = {}
         try:
-            result = self._write_through(operation, key, lead, follow or lead, outcomes)
+            result = self._write_through(operation, key, lead, follow or lead, outcomes, inline)
         except _LOGICAL:
             self._settle(entry_id, operation, key, None)
             raise
@@ -124,6 +129,7 @@ class FanOut(Composite[S]):
         lead: Callable[[Any], T],
         follow: Callable[[Any], Any],
         outcomes: dict[str, BaseException | None],
+        inline: bool = False,
     ) -> tuple[T, list[Any]]:
         remaining = list(self._write)
         leader_result: Any = None
@@ -149,8 +155,14 @@ class FanOut(Composite[S]):
             if not self._parallel:
                 raise WriteError(f"{operation}({key}) failed on every backend", outcomes)
 
-        results = self._run([functools.partial(follow, m.client) for m in remaining])
-        if self._parallel:
+        calls: list[Callable[[], Any]] = [functools.partial(follow, m.client) for m in remaining]
+        if not self._parallel:
+            with waiting_allowed():  # the leader has changed something: the rest must finish
+                results = self._run(calls, inline=inline)
+        else:
+            results = self._run(calls, inline=inline)
+            if inline and isinstance(results[0], WouldBlock):
+                raise results[0]  # inline only with one backend: its write is the whole call
             answers = [r for r in results if not isinstance(r, Exception)]
             if not answers:
                 outcomes.update(zip((m.name for m in remaining), results, strict=True))

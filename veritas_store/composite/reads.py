@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..records.errors import BackendUnavailable
+from ..records.errors import BackendUnavailable, WouldBlock
 from .base import Composite, Member, S
 
 log = logging.getLogger("veritas_store.composite")
@@ -34,11 +34,14 @@ class Reads(Composite[S]):
         member that answered, the members before it that did not have it (or whose copy was
         not accepted), and the errors of those that raised.
         """
+        self._inline_or_refuse()
         missed: list[Member[S]] = []
         errors: dict[str, Exception] = {}
         for position, member in enumerate(self._read):
             try:
                 value = fetch(member.client)
+            except WouldBlock:
+                raise  # an attempt on the event loop: it runs again on a worker
             except Exception as exc:
                 errors[member.name] = exc
                 self._report(member, "get", key, exc)
@@ -134,10 +137,13 @@ class Reads(Composite[S]):
         members: list[Member[S]] | None = None,
     ) -> T:
         """The answer of the first backend (in read order, of ``members``) that does not raise."""
+        self._inline_or_refuse()
         errors: dict[str, Exception] = {}
         for member in self._read if members is None else members:
             try:
                 return call(member.client)
+            except WouldBlock:
+                raise
             except Exception as exc:
                 errors[member.name] = exc
                 self._report(member, operation, key, exc)

@@ -10,7 +10,8 @@ PROJECT_NAME = "veritas_store"
 
 # (major, minor) of the plugin API: these hooks, the store protocols, capabilities, errors and
 # helpers exported by ``veritas_store``. A minor bump only adds; a major bump breaks plugins.
-PLUGIN_API_VERSION = (1, 1)  # 1.1: list() filters, the event log (capabilities)
+# 1.1: list() filters, the event log (capabilities); 1.2: calls on the event loop (INLINE)
+PLUGIN_API_VERSION = (1, 2)
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

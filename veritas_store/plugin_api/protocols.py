@@ -47,6 +47,14 @@ class Capability(enum.StrEnum):
     composite journals a write only when a backend that may miss it is durable: a volatile
     store (memory) starts empty again, so a write it missed leaves repair nothing to complete."""
 
+    INLINE = "inline"
+    """Its calls may run on the async API's event loop thread (no hand-off to a worker): they
+    compute and touch this process's memory or local files, and while ``vs.may_wait()`` is
+    False every call either finishes without waiting or raises ``vs.WouldBlock`` before it has
+    changed anything (then it runs again on a worker). A lock held only for a few dictionary
+    operations is not a wait; another process's lock, a disk flush or a network round trip
+    is. See docs/plugins.md, "Running on the event loop"."""
+
 
 DEFAULT_CAPABILITIES: frozenset[str] = frozenset({Capability.LIST})
 """What a store that has no ``capabilities`` attribute is taken to support."""

@@ -67,6 +67,12 @@ class NotAttempted(VeritasStoreError):
     """Outcome of a backend that was not written because an earlier required backend failed."""
 
 
+class WouldBlock(VeritasStoreError):
+    """A call made without waiting (``veritas_store.may_wait()`` is False) would have had to
+    wait: for a lock another thread or process holds, a disk flush, the network. Raised only
+    before the call changed anything; the async API then runs the call on a worker thread."""
+
+
 class WriteError(VeritasStoreError):
     """A write failed on a required backend.
 
@@ -112,5 +118,6 @@ __all__ = [
     "PluginError",
     "SchemaError",
     "VeritasStoreError",
+    "WouldBlock",
     "WriteError",
 ]

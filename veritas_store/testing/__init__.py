@@ -27,7 +27,9 @@ Requires pytest and hypothesis (``pip install veritas-store[testing]``). pytest 
 pytest plugin (``veritas_store.pytest_plugin``, entry point ``pytest11``) by itself, so kit
 failures show pytest's full assertion details. The strategies ``audits()``, ``audit_ids()``,
 ``blob_keys()``, ``findings()`` and ``screenshots()`` and the helper ``sample_audit()`` are
-public too, for your own property tests.
+public too, for your own property tests, and ``no_wait()``: a ``with`` block in which calls run as
+the async API attempts them on its event loop (``veritas_store.may_wait()`` is False), for
+testing a store that declares ``Capability.INLINE`` (docs/plugins.md).
 
 Import everything from ``veritas_store.testing`` itself: its modules (``strategies``,
 ``support``, ``audit_records``, ``audit_listing``, ``audit_events``, ``audit_contract``,
@@ -36,6 +38,7 @@ Import everything from ``veritas_store.testing`` itself: its modules (``strategi
 
 from __future__ import annotations
 
+from ..plugin_api.inline import no_wait
 from .audit_contract import AuditStoreContract
 from .blob_contract import BlobStoreContract
 from .strategies import audit_ids, audits, blob_keys, findings, screenshots
@@ -50,6 +53,7 @@ __all__ = [
     "audits",
     "blob_keys",
     "findings",
+    "no_wait",
     "sample_audit",
     "screenshots",
 ]

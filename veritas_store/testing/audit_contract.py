@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import attrs
@@ -10,6 +12,7 @@ import pytest
 
 import veritas_store as vs
 
+from ..plugin_api.inline import no_wait
 from .audit_events import AuditEventTests
 from .audit_listing import AuditListingTests
 from .audit_records import AuditRecordTests
@@ -17,7 +20,7 @@ from .support import in_threads, needs, reopener, sample_audit
 
 
 # pytest runs a base class's tests before a subclass's and walks the bases from the last one:
-# records, listing, events, then the tests below (threads, close, native async)
+# records, listing, events, then the tests below (threads, close, inline, native async)
 class AuditStoreContract(AuditEventTests, AuditListingTests, AuditRecordTests):
     """Behaviour every ``AuditStore`` must have. Provide an ``audit_store`` fixture."""
 
@@ -79,6 +82,34 @@ class AuditStoreContract(AuditEventTests, AuditListingTests, AuditRecordTests):
             assert again.get(audit.id).narrative == "after reopen"
         finally:
             again.close()
+
+    # -- calls on the event loop (Capability.INLINE)
+
+    def test_inline_calls_finish_or_refuse_having_changed_nothing(self, audit_store: Any) -> None:
+        """Made as the async API attempts them on its event loop, each call either does its
+        work without waiting or raises ``WouldBlock`` with the store as it was; its answers
+        (``AuditExists``, ``AuditNotFound``) stay what they are."""
+        needs(audit_store, vs.Capability.INLINE)
+        audit = sample_audit("inline-1")
+        changed = attrs.evolve(audit, narrative="changed inline")
+        steps: list[tuple[Callable[[], Any], type[Exception] | None, vs.Audit | None]] = [
+            (lambda: audit_store.create(audit), None, audit),
+            (lambda: audit_store.create(changed), vs.AuditExists, audit),
+            (lambda: audit_store.get(audit.id), None, audit),
+            (lambda: audit_store.update(changed), None, changed),
+            (lambda: audit_store.delete(audit.id), None, None),
+            (lambda: audit_store.update(changed), vs.AuditNotFound, None),
+        ]
+        for call, answer, after in steps:
+            before = audit_store.get(audit.id)
+            try:
+                with no_wait(), pytest.raises(answer) if answer else nullcontext():
+                    call()
+            except vs.WouldBlock:
+                assert audit_store.get(audit.id) == before, "WouldBlock after a change"
+                with pytest.raises(answer) if answer else nullcontext():
+                    call()  # where it may wait, as on a worker
+            assert audit_store.get(audit.id) == after
 
     # -- native async
 
