@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,10 +32,13 @@ class InlineTransaction(DirectTransaction):
     commits, and in WAL mode a commit neither waits nor syncs.
     """
 
+    lane: InlineLane | None = None
+
     def _take_lock(self) -> None:
         acquire = getattr(self.lock, "acquire", None)  # the write lock; reads take none
         if acquire is not None and not acquire(blocking=False):
-            raise vs.WouldBlock("another thread of this process is writing to SQLite")
+            until = self.lane.checkpoint if self.lane is not None else None
+            raise vs.WouldBlock("another thread of this process is writing to SQLite", until=until)
 
     def _connection(self) -> Any:
         held = self.held
@@ -68,10 +72,12 @@ class InlineLane:
 
     Inline writes never checkpoint the WAL themselves (a checkpoint fsyncs). Every
     ``CHECKPOINT_EVERY`` of them wake a thread of the lane that checkpoints on the store's own
-    engine, as SQLite's automatic checkpoint does after a commit: holding this process's write
-    lock, so that no write of ours lands meanwhile and the next one can start the WAL over
-    (an inline write that finds the lock taken runs on a worker). The WAL stays about as large
-    as SQLite's own checkpoints keep it (``tests/test_inline.py``), and no fsync runs on the loop.
+    engine: once as writes go on, then once more for the few frames written meanwhile, holding
+    this process's write lock so that no write of ours lands and the next one starts the WAL
+    over, as after SQLite's own automatic checkpoint. An inline write that finds the lock held
+    by it is told to wait for it (``WouldBlock.until``), which the async API does on the loop,
+    without a worker. The WAL stays about as large as SQLite's own checkpoints keep it
+    (``tests/test_inline.py``), and no fsync runs on the loop.
     """
 
     CHECKPOINT_EVERY = 100  # a lifecycle's write is ~10 pages; SQLite's own default is 1000
@@ -87,17 +93,23 @@ class InlineLane:
         self._writes = 0  # inline writes since the checkpointer was last woken
         self._due = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        # set while the checkpointer wants or holds the write lock; done once it is free
+        self.checkpoint: Future[None] | None = None
         self._closed = False
 
     def transaction(self, write: bool) -> InlineTransaction:
         if write:
+            if (checkpoint := self.checkpoint) is not None:
+                raise vs.WouldBlock("a WAL checkpoint needs the write lock", until=checkpoint)
             self._writes += 1
             if self._writes >= self.CHECKPOINT_EVERY:
                 self._writes = 0
                 self._wake_checkpointer()
         lock = self._write_lock if write else contextlib.nullcontext()
         begin = "BEGIN IMMEDIATE" if write else "BEGIN"
-        return InlineTransaction(self.engine, lock, begin, snapshot=False, held=self.held)
+        tx = InlineTransaction(self.engine, lock, begin, snapshot=False, held=self.held)
+        tx.lane = self
+        return tx
 
     def _wake_checkpointer(self) -> None:
         if self._checkpointer is None:  # started once, when the first checkpoint is due
@@ -114,14 +126,24 @@ class InlineLane:
             if self._closed:
                 return
             try:
-                with self._write_lock:
-                    conn = self._store_engine.raw_connection()
-                    try:
-                        conn.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    finally:
-                        conn.close()
+                self._checkpoint_wal()
             except Exception:  # the next one may succeed; SQLite's own checkpoints still run
                 log.exception("a WAL checkpoint of the inline SQLite lane failed")
+
+    def _checkpoint_wal(self) -> None:
+        conn = self._store_engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # writes go on
+            done = self.checkpoint = Future()  # inline writes wait for it from now on
+            try:
+                with self._write_lock:  # the rest, so that the next write starts the WAL over
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                self.checkpoint = None
+                done.set_result(None)  # the lock is free: the writes told to wait go on
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self._closed = True

@@ -14,6 +14,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -314,9 +315,13 @@ def test_the_recorder_waits_on_a_worker_for_an_audit_lock_a_sync_thread_holds(
     asyncio.run(main())
 
 
-def test_inline_writes_keep_the_wal_small(tmp_path: Path) -> None:
-    """Inline writes never checkpoint on the loop; the lane's checkpointer keeps the WAL
-    about as small as SQLite's own automatic checkpoints do (without it: ~30 MB here)."""
+def test_inline_writes_keep_the_wal_small_and_wait_for_checkpoints_on_the_loop(
+    tmp_path: Path,
+) -> None:
+    """Ten tasks write without a pause. Inline writes never checkpoint on the loop; the lane's
+    checkpointer keeps the WAL about as small as SQLite's own automatic checkpoints do (without
+    it, or without the write lock for its last pass, it grows to ~120 MB here), and the writes
+    that meet it wait for it on the loop: none goes to a worker."""
     findings = tuple(
         vs.Finding(category="c", pattern_type=f"p{i}", severity="high", confidence=0.9,
                    description="d" * 400)
@@ -324,22 +329,38 @@ def test_inline_writes_keep_the_wal_small(tmp_path: Path) -> None:
     )  # fmt: skip
 
     async def main() -> None:
+        loop_thread = threading.get_ident()
         async with open_async_stores(sqlite_config(tmp_path)) as stores:
             assert stores.inline
-            wal, most = tmp_path / "audits.db-wal", 0
-            for i in range(1500):
-                a = audit(f"w{i}")
-                await stores.audits.create(a)
-                await stores.audits.update(attrs.evolve(a, findings=findings, narrative="n" * 2000))
-                if i % 100 == 99:
-                    await asyncio.sleep(0.05)  # the checkpointer's turn
-                    most = max(most, wal.stat().st_size)
+            calls = record_threads(stores.sync.audits.backends["sql"], "create", "update")
+            wal, sizes, done = tmp_path / "audits.db-wal", [0], False
+
+            async def watch() -> None:
+                while not done:
+                    await asyncio.sleep(0.01)
+                    sizes.append(wal.stat().st_size if wal.exists() else 0)
+
+            async def write(task: int) -> None:
+                for i in range(150):
+                    a = audit(f"w{task}-{i}")
+                    await stores.audits.create(a)
+                    changed = attrs.evolve(a, findings=findings, narrative="n" * 2000)
+                    await stores.audits.update(changed)
+
+            watcher = asyncio.ensure_future(watch())
+            await asyncio.gather(*(write(t) for t in range(10)))
+            done = True
+            await watcher
+            sizes.append(wal.stat().st_size)
             # measured while open: closing the last connection checkpoints and removes it
-            assert most < 12 * 2**20, f"the WAL grew to {most / 2**20:.1f} MB"
+            assert max(sizes) < 12 * 2**20, f"the WAL grew to {max(sizes) / 2**20:.1f} MB"
+            assert len(calls) >= 3000
+            on_workers = [name for name, thread, _ in calls if thread != loop_thread]
+            assert on_workers == []
 
     asyncio.run(main())
     with vs.open_stores(sqlite_config(tmp_path)) as stores:
-        assert stores.audits.backends["sql"].get("w1499").findings == findings
+        assert stores.audits.backends["sql"].get("w9-149").findings == findings
 
 
 # -- how the composite treats an attempt -----------------------------------------------------------
@@ -369,10 +390,36 @@ class Reluctant(MemoryAuditStore):
         return super().get(audit_id)
 
 
+class Busy(MemoryAuditStore):
+    """A memory store whose own short job (``busy()``) makes calls without waiting answer
+    ``WouldBlock(until=...)``: the future completes when the job is over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.job: Future[None] | None = None
+        self.calls: list[tuple[int, bool]] = []
+
+    def busy(self, seconds: float) -> None:
+        job = self.job = Future()
+
+        def finish() -> None:
+            self.job = None
+            job.set_result(None)
+
+        threading.Timer(seconds, finish).start()
+
+    def create(self, audit: vs.Audit) -> None:
+        self.calls.append((threading.get_ident(), vs.may_wait()))
+        if self.job is not None and not vs.may_wait():
+            raise vs.WouldBlock("a job of the store's own is running", until=self.job)
+        super().create(audit)
+
+
 class ReluctantPlugin:
     @vs.hookimpl
     def register_audit_backends(self, register: Any) -> None:
         register("reluctant", Reluctant, description="test: refuses to be asked without waiting")
+        register("busy", Busy, description="test: tells a call what to wait for")
 
 
 def reluctant_config(tmp_path: Path, **lead: Any) -> dict[str, Any]:
@@ -402,6 +449,35 @@ def test_a_leader_s_would_block_changes_nothing_and_the_call_runs_on_a_worker(
             assert follow.calls == [("create", True)]
             assert lead.get("x") == follow.get("x") == audit("x")
             assert follow.refusals == 99
+
+    asyncio.run(main())
+
+
+def test_a_call_told_what_to_wait_for_waits_for_it_on_the_loop_and_runs_there(
+    tmp_path: Path,
+) -> None:
+    cfg = {
+        "audits": {"backends": {"b": {"type": "busy"}}},
+        "blobs": {"backends": {"m": {"type": "memory"}}},
+        "journal": False,
+    }
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        async with open_async_stores(cfg, plugins=[ReluctantPlugin()]) as stores:
+            (busy,) = stores.sync.audits.backends.values()
+            busy.busy(0.2)
+            stop, gaps = asyncio.Event(), []
+            ticker = asyncio.ensure_future(ticking(stop, gaps))
+            started = time.perf_counter()
+            await stores.audits.create(audit("u"))
+            waited = time.perf_counter() - started
+            stop.set()
+            await ticker
+            assert 0.1 < waited < 5
+            assert max(gaps) < 0.1  # it waited on the loop without blocking it
+            assert busy.calls == [(loop_thread, False), (loop_thread, False)]
+            assert busy.get("u") == audit("u")
 
     asyncio.run(main())
 

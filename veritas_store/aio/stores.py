@@ -38,6 +38,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _LIST_CHUNK = 1000  # blob keys fetched per worker call while iterating a listing
+_INLINE_TRIES = 3  # attempts on the event loop, when a store says what to wait for between
 
 
 def _on_worker(
@@ -109,14 +110,17 @@ class AsyncStores:
         SQLite read does; the attempt costs a turn of the loop and, when the call would
         wait, the ``WouldBlock`` it raises before it has changed anything."""
         if self.inline:
-            await asyncio.sleep(0)  # the other ready tasks first, as a hand-off would let them
-            if self._closed:
-                raise RuntimeError("these AsyncStores are closed")
-            try:
-                with no_wait():
-                    return fn(*args, **kwargs)
-            except WouldBlock:
-                pass  # it would have waited: run it where it may
+            for _ in range(_INLINE_TRIES):
+                await asyncio.sleep(0)  # the other ready tasks first, as a hand-off would let them
+                if self._closed:
+                    raise RuntimeError("these AsyncStores are closed")
+                try:
+                    with no_wait():
+                        return fn(*args, **kwargs)
+                except WouldBlock as exc:
+                    if exc.until is None:
+                        break  # it would have waited: run it where it may
+                    await asyncio.wrap_future(exc.until)  # a short job of the store's: again
         return await self._run(fn, *args, **kwargs)
 
     async def _locked(

@@ -157,8 +157,11 @@ class FanOut(Composite[S]):
 
         calls: list[Callable[[], Any]] = [functools.partial(follow, m.client) for m in remaining]
         if not self._parallel:
-            with waiting_allowed():  # the leader has changed something: the rest must finish
-                results = self._run(calls, inline=inline)
+            if inline:
+                with waiting_allowed():  # the leader has changed something: the rest must finish
+                    results = self._run(calls, inline=True)
+            else:
+                results = self._run(calls)
         else:
             results = self._run(calls, inline=inline)
             if inline and isinstance(results[0], WouldBlock):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import Any
 
 
 class VeritasStoreError(Exception):
@@ -70,7 +72,16 @@ class NotAttempted(VeritasStoreError):
 class WouldBlock(VeritasStoreError):
     """A call made without waiting (``veritas_store.may_wait()`` is False) would have had to
     wait: for a lock another thread or process holds, a disk flush, the network. Raised only
-    before the call changed anything; the async API then runs the call on a worker thread."""
+    before the call changed anything; the async API then runs the call on a worker thread.
+
+    ``until``, if given, is a ``concurrent.futures.Future`` that completes when what the call
+    would wait for is over (a short job of the store's own): the async API then awaits it and
+    attempts the call again, instead of handing it to a worker.
+    """
+
+    def __init__(self, message: str, *, until: Future[Any] | None = None) -> None:
+        super().__init__(message)
+        self.until = until
 
 
 class WriteError(VeritasStoreError):
