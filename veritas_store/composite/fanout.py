@@ -154,6 +154,8 @@ class FanOut(Composite[S]):
         else:
             if not self._parallel:
                 raise WriteError(f"{operation}({key}) failed on every backend", outcomes)
+        if not remaining:  # one backend: the leader's write was the whole of it
+            return leader_result, []
 
         calls: list[Callable[[], Any]] = [functools.partial(follow, m.client) for m in remaining]
         if not self._parallel:
