@@ -50,6 +50,12 @@ def _schema(prefix: str, *, text: str, stamp: str, double: str, id_type: str) ->
             recommendations JSON, domain_info JSON, overrides JSON, errors JSON, extra JSON)""",
         f"CREATE INDEX ix_{prefix}audits_created ON {prefix}audits (created_at, id)",
         f"CREATE INDEX ix_{prefix}audits_status_created ON {prefix}audits (status, created_at, id)",
+        # the filtered listings' indexes (revision 0002 of the sql backend): a prefix of the
+        # text, so that a long URL stays indexable
+        f"CREATE INDEX ix_{prefix}audits_risk_level_created ON {prefix}audits "
+        "(substr(risk_level, 1, 64), created_at, id)",
+        f"CREATE INDEX ix_{prefix}audits_url_created ON {prefix}audits "
+        "(substr(url, 1, 255), created_at, id)",
         f"""CREATE TABLE {prefix}findings (
             audit_id {id_type} NOT NULL REFERENCES {prefix}audits (id) ON DELETE CASCADE,
             position INTEGER NOT NULL, category {text} NOT NULL, pattern_type {text} NOT NULL,
