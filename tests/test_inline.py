@@ -505,6 +505,47 @@ def test_an_inline_write_s_followers_may_wait(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_a_backend_failing_on_the_loop_is_reported_from_a_worker(tmp_path: Path) -> None:
+    """The observer hooks are the application's code and may block: a failure met on the
+    event loop before anything was written sends the call to a worker, which reports it."""
+    from faulty import FaultyPlugin
+    from observers import Recorder
+
+    class ThreadRecorder(Recorder):
+        threads: list[int] = []
+
+        @vs.hookimpl
+        def backend_error(
+            self, kind: str, backend: str, operation: str, key: str | None, error: Exception
+        ) -> None:
+            self.threads.append(threading.get_ident())
+            super().backend_error(kind, backend, operation, key, error)
+
+    observer = ThreadRecorder()
+    cfg = {
+        "audits": {
+            "backends": {
+                "flaky": {"type": "faulty", "inner": "memory", "fail_on": ["get"],
+                          "capabilities": ["list", "inline"], "required": False},
+                "memory": {"type": "memory"},
+            }
+        },
+        "blobs": {"backends": {"m": {"type": "memory"}}},
+        "journal": False,
+    }  # fmt: skip
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        async with open_async_stores(cfg, plugins=[FaultyPlugin(), observer]) as stores:
+            assert stores.inline
+            await stores.audits.create(audit("r"))
+            assert await stores.audits.get_with_source("r") == (audit("r"), "memory")
+        assert [call["operation"] for call in observer.calls["backend_error"]] == ["get"]
+        assert len(observer.threads) == 1 and observer.threads[0] != loop_thread
+
+    asyncio.run(main())
+
+
 def test_a_composite_that_cannot_run_inline_refuses_before_doing_anything(tmp_path: Path) -> None:
     cfg = sqlite_config(tmp_path, inline=False)
     with vs.open_stores(cfg) as stores:

@@ -212,6 +212,11 @@ class Composite(Generic[S]):
             self._notify(name, **arguments)
 
     def _report(self, member: Member[S], operation: str, key: str | None, exc: Exception) -> None:
+        if not may_wait():
+            # Attempted on the event loop and nothing written yet: the observer hooks are the
+            # application's code, which may block. The call runs again on a worker, and this
+            # failure is reported from there.
+            raise WouldBlock(f"{self.kind} backend {member.name!r} failed: reported on a worker")
         log.warning(
             "%s backend %r failed on %s(%s): %s: %s",
             self.kind,
