@@ -17,7 +17,6 @@ from typing import Any
 
 import attrs
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 import veritas_store as vs
 
@@ -26,16 +25,19 @@ CHILDREN = ("findings", "screenshots")  # Audit fields stored in tables of their
 
 # --- column types ---------------------------------------------------------------------------
 
-# Ids are case-sensitive and sort by code point everywhere, as in the memory backend. The
-# generic VARCHAR carries PostgreSQL's collation: importing the PostgreSQL dialect for it would
-# cost a third of every start-up. (The MySQL dialect is loaded anyway, by the tables' options.)
-_Id = (
-    sa.String(128)
-    .with_variant(mysql.VARCHAR(128, charset="utf8mb4", collation="utf8mb4_bin"), *MYSQL)
-    .with_variant(sa.VARCHAR(128, collation="C"), "postgresql")
-)
-# MySQL's TEXT stops at 64 KiB; a narrative or a URL may be longer.
-_LongText = sa.Text().with_variant(mysql.LONGTEXT(), *MYSQL)
+
+def _text_types(dialect: str | None) -> tuple[sa.types.TypeEngine[Any], sa.types.TypeEngine[Any]]:
+    """The id and long-text column types of a dialect's tables. Ids are case-sensitive and
+    sort by code point everywhere, as in the memory backend; MySQL's TEXT stops at 64 KiB, and
+    a narrative or a URL may be longer. MySQL's own types only for MySQL: importing its
+    dialect costs ~15 ms of every start-up (the PostgreSQL one, for its collation, a third of
+    it; the generic VARCHAR carries the collation)."""
+    if dialect in MYSQL:
+        from sqlalchemy.dialects import mysql
+
+        id_type = mysql.VARCHAR(128, charset="utf8mb4", collation="utf8mb4_bin")
+        return id_type, mysql.LONGTEXT()
+    return sa.String(128).with_variant(sa.VARCHAR(128, collation="C"), "postgresql"), sa.Text()
 
 
 class _UtcDateTime(sa.TypeDecorator[datetime]):
@@ -46,6 +48,8 @@ class _UtcDateTime(sa.TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name in MYSQL:  # plain DATETIME drops the microseconds
+            from sqlalchemy.dialects import mysql
+
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(sa.DateTime())
 
@@ -110,32 +114,33 @@ def build_tables(
 ) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
     """The tables of one prefix; the filter indexes depend on the ``dialect``'s name."""
     md = sa.MetaData()
-    opts: dict[str, Any] = {
-        "mysql_engine": "InnoDB",
-        "mysql_charset": "utf8mb4",
-    }  # InnoDB: foreign keys
+    id_type, long_text = _text_types(dialect)
+    # InnoDB: foreign keys. Only for MySQL: the options load its dialect to be checked.
+    opts: dict[str, Any] = (
+        {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4"} if dialect in MYSQL else {}
+    )
     audits = sa.Table(
         f"{prefix}audits",
         md,
-        sa.Column("id", _Id, primary_key=True),
-        sa.Column("url", _LongText, nullable=False),
-        sa.Column("tier", _LongText, nullable=False),
-        sa.Column("verdict_mode", _LongText, nullable=False),
+        sa.Column("id", id_type, primary_key=True),
+        sa.Column("url", long_text, nullable=False),
+        sa.Column("tier", long_text, nullable=False),
+        sa.Column("verdict_mode", long_text, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", _UtcDateTime(), nullable=False),
         sa.Column("started_at", _UtcDateTime()),
         sa.Column("completed_at", _UtcDateTime()),
         sa.Column("updated_at", _UtcDateTime(), nullable=False),
         sa.Column("trust_score", sa.Double()),  # MySQL FLOAT is single precision
-        sa.Column("risk_level", _LongText),
-        sa.Column("narrative", _LongText),
+        sa.Column("risk_level", long_text),
+        sa.Column("narrative", long_text),
         sa.Column("signal_scores", sa.JSON(), nullable=False),
-        sa.Column("site_type", _LongText),
+        sa.Column("site_type", long_text),
         sa.Column("site_type_confidence", sa.Double()),
         sa.Column("security_results", sa.JSON(), nullable=False),
         sa.Column("pages_scanned", sa.Integer(), nullable=False),
         sa.Column("elapsed_seconds", sa.Double()),
-        sa.Column("error_message", _LongText),
+        sa.Column("error_message", long_text),
         # revision 0002: the rest of the service's result (JSON; NULL is None)
         sa.Column("recommendations", sa.JSON()),
         sa.Column("domain_info", sa.JSON()),
@@ -155,7 +160,7 @@ def build_tables(
         return sa.Table(
             f"{prefix}{name}",
             md,
-            sa.Column("audit_id", _Id, fk, primary_key=True),
+            sa.Column("audit_id", id_type, fk, primary_key=True),
             sa.Column("position", sa.Integer(), primary_key=True),  # keeps the tuple's order
             *columns,
             **opts,
@@ -163,23 +168,23 @@ def build_tables(
 
     findings = child(
         "findings",
-        sa.Column("category", _LongText, nullable=False),
-        sa.Column("pattern_type", _LongText, nullable=False),
-        sa.Column("severity", _LongText, nullable=False),
+        sa.Column("category", long_text, nullable=False),
+        sa.Column("pattern_type", long_text, nullable=False),
+        sa.Column("severity", long_text, nullable=False),
         sa.Column("confidence", sa.Double(), nullable=False),
-        sa.Column("description", _LongText, nullable=False),
+        sa.Column("description", long_text, nullable=False),
         sa.Column("screenshot_index", sa.Integer()),
-        sa.Column("evidence", _LongText),
-        sa.Column("id", _LongText),  # revision 0002
-        sa.Column("plain_english", _LongText),  # revision 0002
+        sa.Column("evidence", long_text),
+        sa.Column("id", long_text),  # revision 0002
+        sa.Column("plain_english", long_text),  # revision 0002
     )
     screenshots = child(
         "screenshots",
         sa.Column("idx", sa.Integer(), nullable=False),  # Screenshot.index ("index" is reserved)
-        sa.Column("label", _LongText, nullable=False),
-        sa.Column("blob_key", _LongText, nullable=False),
+        sa.Column("label", long_text, nullable=False),
+        sa.Column("blob_key", long_text, nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
-        sa.Column("content_type", _LongText, nullable=False),
+        sa.Column("content_type", long_text, nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
     )
     # revision 0002: the event log, read in (audit_id, seq) order straight off its key
@@ -187,10 +192,10 @@ def build_tables(
         f"{prefix}events",
         md,
         sa.Column(
-            "audit_id", _Id, sa.ForeignKey(audits.c.id, ondelete="CASCADE"), primary_key=True
+            "audit_id", id_type, sa.ForeignKey(audits.c.id, ondelete="CASCADE"), primary_key=True
         ),
         sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
-        sa.Column("type", _LongText, nullable=False),
+        sa.Column("type", long_text, nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("created_at", _UtcDateTime(), nullable=False),
         **opts,

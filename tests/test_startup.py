@@ -20,7 +20,15 @@ with vs.open_stores() as stores:
     assert stores.audits.get("a1") is not None
 print(json.dumps(sorted(sys.modules)))
 """
-UNUSED = ("alembic", "mako", "sqlalchemy.dialects.postgresql", "psycopg", "pymysql", "click")
+UNUSED = (
+    "alembic",
+    "mako",
+    "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.mysql",
+    "psycopg",
+    "pymysql",
+    "click",
+)
 
 
 def loaded_modules(cwd: Path) -> set[str]:
