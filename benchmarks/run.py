@@ -235,7 +235,7 @@ def bench_startup(report: Report, quick: bool, workdir: Path) -> None:
             [sys.executable, "-c", code], cwd=folder, env=env, check=True
         )
 
-    rounds, ops = (1, 2) if quick else (3, 3)
+    rounds, ops = (1, 2) if quick else (5, 3)  # a process start is noisy: five rounds
     wall = alternating(
         {"sqlalchemy": python("import sqlalchemy"), "veritas": python(STARTUP)}, rounds, ops
     )
