@@ -13,11 +13,11 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import pytest
@@ -27,6 +27,8 @@ from veritas_store.aio import AsyncAuditRecorder, AsyncStores, open_async_stores
 from veritas_store.demo import DEMO_RESULT
 from veritas_store.testing import no_wait
 from veritas_store_plugins.memory import MemoryAuditStore
+
+T = TypeVar("T")
 
 
 def sqlite_config(tmp_path: Path, **sql: Any) -> dict[str, Any]:
@@ -222,6 +224,20 @@ async def ticking(stop: asyncio.Event, gaps: list[float]) -> None:
         gaps.append(time.perf_counter() - start - 0.002)
 
 
+async def while_ticking(call: Awaitable[T]) -> tuple[T, float, list[float]]:
+    """Await ``call`` while a task ticks every 2 ms: its result, the seconds it took, and how
+    late each tick came (a call that blocked the loop makes a tick that late)."""
+    stop, gaps = asyncio.Event(), []
+    ticker = asyncio.ensure_future(ticking(stop, gaps))
+    started = time.perf_counter()
+    try:
+        result = await call
+    finally:
+        stop.set()
+        await ticker
+    return result, time.perf_counter() - started, gaps
+
+
 def test_a_write_another_process_blocks_goes_to_a_worker_and_the_loop_keeps_ticking(
     tmp_path: Path, lock_holder: Callable[[Path, float], subprocess.Popen[str]]
 ) -> None:
@@ -236,13 +252,7 @@ def test_a_write_another_process_blocks_goes_to_a_worker_and_the_loop_keeps_tick
             calls = record_threads(stores.sync.audits.backends["sql"], "create")
             memory_calls = record_threads(stores.sync.audits.backends["memory"], "create")
             holder = lock_holder(tmp_path / "audits.db", 0.6)
-            stop, gaps = asyncio.Event(), []
-            ticker = asyncio.ensure_future(ticking(stop, gaps))
-            started = time.perf_counter()
-            await stores.audits.create(audit("blocked"))
-            waited = time.perf_counter() - started
-            stop.set()
-            await ticker
+            _, waited, gaps = await while_ticking(stores.audits.create(audit("blocked")))
             assert holder.wait(10) == 0
             assert waited > 0.3, "the create did not wait for the other process's lock"
             assert max(gaps) < 0.1, f"the loop stalled {max(gaps) * 1000:.0f} ms"
@@ -268,11 +278,7 @@ def test_a_sync_thread_writing_sends_async_writes_to_a_worker(
             writer = threading.Thread(target=stores.sync.audits.create, args=(audit("sync"),))
             writer.start()
             await asyncio.sleep(0.1)  # the thread is in SQLite's busy handler by now
-            stop, gaps = asyncio.Event(), []
-            ticker = asyncio.ensure_future(ticking(stop, gaps))
-            await stores.audits.create(audit("async"))
-            stop.set()
-            await ticker
+            _, _, gaps = await while_ticking(stores.audits.create(audit("async")))
             writer.join(10)
             assert holder.wait(10) == 0
             assert max(gaps) < 0.1, f"the loop stalled {max(gaps) * 1000:.0f} ms"
@@ -467,13 +473,7 @@ def test_a_call_told_what_to_wait_for_waits_for_it_on_the_loop_and_runs_there(
         async with open_async_stores(cfg, plugins=[ReluctantPlugin()]) as stores:
             (busy,) = stores.sync.audits.backends.values()
             busy.busy(0.2)
-            stop, gaps = asyncio.Event(), []
-            ticker = asyncio.ensure_future(ticking(stop, gaps))
-            started = time.perf_counter()
-            await stores.audits.create(audit("u"))
-            waited = time.perf_counter() - started
-            stop.set()
-            await ticker
+            _, waited, gaps = await while_ticking(stores.audits.create(audit("u")))
             assert 0.1 < waited < 5
             assert max(gaps) < 0.1  # it waited on the loop without blocking it
             assert busy.calls == [(loop_thread, False), (loop_thread, False)]
