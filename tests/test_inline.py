@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import attrs
 import pytest
+from faulty import FaultyPlugin
+from observers import Recorder
 
 import veritas_store as vs
 from veritas_store.aio import AsyncAuditRecorder, AsyncStores, open_async_stores
@@ -505,43 +507,68 @@ def test_an_inline_write_s_followers_may_wait(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_a_backend_failing_on_the_loop_is_reported_from_a_worker(tmp_path: Path) -> None:
-    """The observer hooks are the application's code and may block: a failure met on the
-    event loop before anything was written sends the call to a worker, which reports it."""
-    from faulty import FaultyPlugin
-    from observers import Recorder
+class ThreadRecorder(Recorder):
+    """Records the observer hooks' calls, and the thread each ``backend_error`` ran on."""
 
-    class ThreadRecorder(Recorder):
-        threads: list[int] = []
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
 
-        @vs.hookimpl
-        def backend_error(
-            self, kind: str, backend: str, operation: str, key: str | None, error: Exception
-        ) -> None:
-            self.threads.append(threading.get_ident())
-            super().backend_error(kind, backend, operation, key, error)
+    @vs.hookimpl
+    def backend_error(
+        self, kind: str, backend: str, operation: str, key: str | None, error: Exception
+    ) -> None:
+        self.threads.append(threading.get_ident())
+        super().backend_error(kind, backend, operation, key, error)
 
-    observer = ThreadRecorder()
-    cfg = {
-        "audits": {
-            "backends": {
-                "flaky": {"type": "faulty", "inner": "memory", "fail_on": ["get"],
-                          "capabilities": ["list", "inline"], "required": False},
-                "memory": {"type": "memory"},
-            }
-        },
+
+def flaky_config(first: str, fail_on: str) -> dict[str, Any]:
+    """Memory and an optional inline memory backend failing ``fail_on``; ``first`` is read
+    and written first."""
+    flaky = {"type": "faulty", "inner": "memory", "fail_on": [fail_on],
+             "capabilities": ["list", "inline"], "required": False}  # fmt: skip
+    backends = {"flaky": flaky, "memory": {"type": "memory"}}
+    return {
+        "audits": {"backends": backends, "read_order": [first]},
         "blobs": {"backends": {"m": {"type": "memory"}}},
         "journal": False,
-    }  # fmt: skip
+    }
+
+
+def test_a_backend_failing_on_the_loop_is_reported_from_a_worker() -> None:
+    """The observer hooks are the application's code and may block: a failure met on the
+    event loop before anything was written sends the call to a worker, which reports it."""
+    observer = ThreadRecorder()
 
     async def main() -> None:
         loop_thread = threading.get_ident()
+        cfg = flaky_config("flaky", fail_on="get")
         async with open_async_stores(cfg, plugins=[FaultyPlugin(), observer]) as stores:
             assert stores.inline
             await stores.audits.create(audit("r"))
             assert await stores.audits.get_with_source("r") == (audit("r"), "memory")
         assert [call["operation"] for call in observer.calls["backend_error"]] == ["get"]
         assert len(observer.threads) == 1 and observer.threads[0] != loop_thread
+
+    asyncio.run(main())
+
+
+def test_a_follower_failing_after_an_inline_write_is_reported_and_the_write_stands() -> None:
+    """After the first backend has written, the call finishes where it is: the follower's
+    failure is reported on the loop (the write is not sent to a worker and made twice)."""
+    observer = ThreadRecorder()
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        cfg = flaky_config("memory", fail_on="create")
+        async with open_async_stores(cfg, plugins=[FaultyPlugin(), observer]) as stores:
+            assert stores.inline
+            calls = record_threads(stores.sync.audits.backends["memory"], "create")
+            await stores.audits.create(audit("f"))
+            assert [(t, w) for _, t, w in calls] == [(loop_thread, False)]  # written once
+            assert await stores.audits.get_with_source("f") == (audit("f"), "memory")
+        assert [call["backend"] for call in observer.calls["backend_error"]] == ["flaky"]
+        assert observer.threads == [loop_thread]
 
     asyncio.run(main())
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
-from ..plugin_api.inline import waiting_allowed
+from ..plugin_api.inline import may_wait, waiting_allowed
 from ..records.errors import AuditExists, AuditNotFound, NotAttempted, WouldBlock, WriteError
 from .base import Composite, S
 
@@ -158,16 +159,26 @@ class FanOut(Composite[S]):
             return leader_result, []
 
         calls: list[Callable[[], Any]] = [functools.partial(follow, m.client) for m in remaining]
-        if not self._parallel:
-            if inline:
-                with waiting_allowed():  # the leader has changed something: the rest must finish
-                    results = self._run(calls, inline=True)
-            else:
-                results = self._run(calls)
-        else:
+        # On the event loop, the leader has changed something: the rest of the call (the
+        # followers, their outcomes and reports) must finish, so it may wait. Parallel writes
+        # have no leader (inline only with one backend).
+        with waiting_allowed() if inline and not self._parallel else nullcontext():
             results = self._run(calls, inline=inline)
-            if inline and isinstance(results[0], WouldBlock):
-                raise results[0]  # inline only with one backend: its write is the whole call
+            return self._followed(operation, key, remaining, results, leader_result, outcomes)
+
+    def _followed(
+        self,
+        operation: str,
+        key: str,
+        remaining: list[Any],
+        results: list[Any],
+        leader_result: Any,
+        outcomes: dict[str, BaseException | None],
+    ) -> tuple[Any, list[Any]]:
+        """The outcome of a write once ``remaining`` backends were written (``results``)."""
+        if self._parallel:
+            if not may_wait() and isinstance(results[0], WouldBlock):
+                raise results[0]  # the one backend's write is the whole call: nothing changed
             answers = [r for r in results if not isinstance(r, Exception)]
             if not answers:
                 outcomes.update(zip((m.name for m in remaining), results, strict=True))
