@@ -163,7 +163,7 @@ def not_inline(what: str) -> None:
 def tune_inline_connection(dbapi_conn: Any) -> None:
     """Set up the inline connection (``InlineTransaction``): as ``tune_sqlite_connection``,
     but it never waits for a lock (busy_timeout 0: SQLite answers "locked" at once) and never
-    checkpoints, which would fsync: a write on a worker does that (``SqlAuditStore``). The
+    checkpoints, which would fsync: the lane's checkpointer thread does (``InlineLane``). The
     database is in WAL mode already (the store's own connection made it so)."""
     dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
