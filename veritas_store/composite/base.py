@@ -75,8 +75,8 @@ def needs_journal(write: list[Member[Any]], parallel: bool) -> bool:
 
 def runs_inline(
     members: list[Member[Any]],
-    write: list[Member[Any]],
-    parallel: bool,
+    concurrent_writes: bool,
+    journaled: bool,
     capabilities: dict[str, frozenset[str]],
     plain_reads: bool,
 ) -> bool:
@@ -89,8 +89,8 @@ def runs_inline(
     """
     return (
         plain_reads
-        and not (parallel and len(write) > 1)
-        and not needs_journal(write, parallel)
+        and not concurrent_writes
+        and not journaled
         and all(
             Capability.INLINE in capabilities[m.name] and not m.resilience.active for m in members
         )
@@ -150,7 +150,10 @@ class Composite(Generic[S]):
             *(self._capabilities[m.name] for m in self._read)
         )
         plain_reads = routing.compare is None and not read_repair
-        if runs_inline(routed, self._write, self._parallel, self._capabilities, plain_reads):
+        concurrent_writes = self._parallel and len(self._write) > 1
+        if runs_inline(
+            routed, concurrent_writes, self.wants_journal, self._capabilities, plain_reads
+        ):
             self.capabilities = self.capabilities | {Capability.INLINE}
 
     # -- introspection -------------------------------------------------------------------
