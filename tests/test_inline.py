@@ -28,7 +28,7 @@ import veritas_store as vs
 from veritas_store.aio import AsyncAuditRecorder, AsyncStores, open_async_stores
 from veritas_store.demo import DEMO_RESULT
 from veritas_store.testing import no_wait
-from veritas_store_plugins.memory import MemoryAuditStore
+from veritas_store_plugins.memory import MemoryAuditStore, MemoryBlobStore
 
 T = TypeVar("T")
 
@@ -423,11 +423,38 @@ class Busy(MemoryAuditStore):
         super().create(audit)
 
 
+class Slow(MemoryAuditStore):
+    """A memory store whose ``get`` computes for 1 ms (CPU, not a wait: allowed inline)."""
+
+    def get(self, audit_id: str) -> vs.Audit | None:
+        end = time.perf_counter() + 0.001
+        while time.perf_counter() < end:
+            pass
+        return super().get(audit_id)
+
+
+class GatedBlobs(MemoryBlobStore):
+    """A memory blob store (not inline) whose ``put`` waits until ``gate`` is set."""
+
+    capabilities = frozenset({vs.Capability.LIST})
+    gate = threading.Event()
+
+    def put(self, key: str, data: bytes, content_type: str | None = None) -> vs.BlobInfo:
+        if not self.gate.wait(20):
+            raise TimeoutError("the test never opened the gate")
+        return super().put(key, data, content_type)
+
+
 class ReluctantPlugin:
     @vs.hookimpl
     def register_audit_backends(self, register: Any) -> None:
         register("reluctant", Reluctant, description="test: refuses to be asked without waiting")
         register("busy", Busy, description="test: tells a call what to wait for")
+        register("slow", Slow, description="test: computes for 1 ms per get")
+
+    @vs.hookimpl
+    def register_blob_backends(self, register: Any) -> None:
+        register("gated", GatedBlobs, description="test: a put waits for a gate")
 
 
 def reluctant_config(tmp_path: Path, **lead: Any) -> dict[str, Any]:
@@ -611,6 +638,50 @@ def test_sqlite_refuses_what_it_does_not_run_inline(tmp_path: Path) -> None:
 
 
 # -- the event loop stays fair ---------------------------------------------------------------------
+
+
+def test_many_tasks_calls_inline_at_once_leave_the_loop_turns_for_its_timers() -> None:
+    """40 tasks' 1-ms calls ready at once run ~2 ms of them per turn of the loop, then let
+    it poll for I/O and run its timers: a 2-ms ticker is never ~40 ms late."""
+    cfg = {
+        "audits": {"backends": {"s": {"type": "slow"}}},
+        "blobs": {"backends": {"m": {"type": "memory"}}},
+        "journal": False,
+    }
+
+    async def main() -> None:
+        async with open_async_stores(cfg, plugins=[ReluctantPlugin()]) as stores:
+            assert stores.inline
+            await stores.audits.create(audit("s"))
+            calls = [stores.audits.get("s") for _ in range(40)]
+            found, waited, gaps = await while_ticking(asyncio.gather(*calls))
+            assert found == [audit("s")] * 40
+            assert waited >= 0.04  # 40 calls of 1 ms ran, one after the other
+            assert max(gaps) < 0.015, f"a tick came {max(gaps) * 1000:.1f} ms late"
+
+    asyncio.run(main())
+
+
+def test_calls_go_to_workers_while_a_worker_is_busy(tmp_path: Path) -> None:
+    """A worker running Python would take the interpreter lock from the loop in the middle
+    of an inline call: while one is busy, calls are handed to workers too."""
+    cfg = sqlite_config(tmp_path)
+    cfg["blobs"] = {"backends": {"g": {"type": "gated"}}}
+
+    async def main() -> None:
+        loop_thread = threading.get_ident()
+        async with open_async_stores(cfg, plugins=[ReluctantPlugin()]) as stores:
+            calls = record_threads(stores.sync.audits.backends["sql"], "create")
+            GatedBlobs.gate.clear()
+            put = asyncio.ensure_future(stores.blobs.put("k/0000.png", b"x"))
+            await asyncio.sleep(0.05)  # the put waits at the gate, on a worker
+            await stores.audits.create(audit("while-busy"))
+            GatedBlobs.gate.set()
+            await put
+            await stores.audits.create(audit("idle"))
+            assert [t == loop_thread for _, t, _ in calls] == [False, True]
+
+    asyncio.run(main())
 
 
 def test_a_task_making_many_inline_calls_lets_other_tasks_run(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import collections
 import functools
 import inspect
 import itertools
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -39,6 +40,10 @@ T = TypeVar("T")
 
 _LIST_CHUNK = 1000  # blob keys fetched per worker call while iterating a listing
 _INLINE_TRIES = 3  # attempts on the event loop, when a store says what to wait for between
+# Seconds of calls the event loop runs inline in one of its turns before it polls for I/O and
+# timers again: 50 tasks whose calls were all ready at once would otherwise run back to back
+# (~25-50 ms at 0.5-1 ms a call) and hold up every other task's I/O for that long.
+_INLINE_TURN = 0.002
 
 
 def _on_worker(
@@ -95,6 +100,8 @@ class AsyncStores:
         self._closed = False
         # Whether single-audit calls are attempted on the event loop first (see _attempt).
         self.inline = Capability.INLINE in stores.audits.capabilities
+        self._turn_started = time.perf_counter()  # of the loop's turn running inline calls
+        self._next_turn_due = False
         self.audits = AsyncAuditStore(stores.audits, self._run, self._attempt)
         self.blobs = AsyncBlobStore(stores.blobs, self._run)
         self.screenshots = AsyncScreenshotStorage(self)
@@ -108,12 +115,18 @@ class AsyncStores:
         """Run an audit call on the event loop if it can finish without waiting, else on a
         worker. A hand-off to a worker and back costs ~100 µs on a small VM, about what a
         SQLite read does; the attempt costs a turn of the loop and, when the call would
-        wait, the ``WouldBlock`` it raises before it has changed anything."""
+        wait, the ``WouldBlock`` it raises before it has changed anything. While workers are
+        busy, calls go to them too (below)."""
         if self.inline:
             for _ in range(_INLINE_TRIES):
-                await asyncio.sleep(0)  # the other ready tasks first, as a hand-off would let them
+                await self._inline_turn()
                 if self._closed:
                     raise RuntimeError("these AsyncStores are closed")
+                if self._workers.busy:
+                    # A worker's Python would take the interpreter lock from the loop in the
+                    # middle of the call: the loop would sit in it for whole switch intervals
+                    # (5 ms each). Beside busy workers, a hand-off costs the loop less.
+                    break
                 try:
                     with no_wait():
                         return fn(*args, **kwargs)
@@ -122,6 +135,21 @@ class AsyncStores:
                         break  # it would have waited: run it where it may
                     await asyncio.wrap_future(exc.until)  # a short job of the store's: again
         return await self._run(fn, *args, **kwargs)
+
+    async def _inline_turn(self) -> None:
+        """Yield to the event loop: the other ready tasks go first, as a hand-off would let
+        them; and once this turn of the loop has run ``_INLINE_TURN`` of inline calls, wait
+        for its next turn, which first polls for I/O and runs the timers that are due."""
+        await asyncio.sleep(0)
+        while time.perf_counter() - self._turn_started > _INLINE_TURN:
+            if not self._next_turn_due:
+                self._next_turn_due = True
+                asyncio.get_running_loop().call_soon(self._start_turn)  # runs in the next turn
+            await asyncio.sleep(0)
+
+    def _start_turn(self) -> None:
+        self._next_turn_due = False
+        self._turn_started = time.perf_counter()
 
     async def _locked(
         self, audit_id: str, inline: bool, fn: Callable[..., T], /, *args: Any, **kwargs: Any

@@ -68,6 +68,11 @@ class Workers:
         while (job := get()) is not None:
             job()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a call handed over is under way (its outcome not yet seen by the loop)."""
+        return self._running > 0 or bool(self._submitted)
+
     def start_all(self) -> None:
         """Called on the first worker: start every other thread now."""
         for thread in self._threads[1:]:
