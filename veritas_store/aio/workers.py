@@ -142,7 +142,7 @@ class Workers:
 
     async def drain(self) -> None:
         """Wait for every call handed over, cancelled callers' calls included."""
-        while self._running or self._submitted:
+        while self.busy:
             if self._running:
                 self._idle = asyncio.get_running_loop().create_future()
                 await asyncio.shield(self._idle)
